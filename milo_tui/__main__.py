@@ -1,0 +1,3 @@
+from milo_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""milo.toml: what to train, and how to treat memory and storage.
+
+Every setting is declared once in SETTINGS, with its type, default and a line
+of documentation; parsing, validation, `milo init` and docs/CONFIG.md all read
+that table. Unknown keys and wrong types are refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from milo_tui.errors import BadInputError
+from milo_tui.project import ProjectPaths
+
+ALGORITHMS = ("gb", "knn", "lr", "mlp", "nb", "rf", "svm")
+SCALERS = ("none", "minmax", "std")
+SELECTORS = ("none", "pca-80", "pca-90", "rf-25", "rf-50", "rf-75", "select-25", "select-50", "select-75")
+SEARCHERS = ("grid", "random")
+SCORERS = ("accuracy", "roc_auc", "f1_macro")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
+          "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
+          "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_size(value: str | int) -> int:
+    """'8GB' -> 8_000_000_000, '512MiB' -> 536_870_912, 1024 -> 1024."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError("a size must be positive")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a size is a string like \"8GB\" or a number of bytes")
+    match = _SIZE.match(value)
+    unit = (match.group(2) or "").upper() if match else None
+    if not match or unit not in _UNITS:
+        raise ValueError(f"{value!r} is not a size like \"8GB\", \"512MiB\" or a number of bytes")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError("a size must be positive")
+    return size
+
+
+def format_size(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    default: Any
+    doc: str
+    check: Callable[[Any], Any]  # returns the normalised value or raises ValueError
+
+
+def _int(lo: int, hi: int | None = None):
+    def check(v):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError("must be a whole number")
+        if v < lo or (hi is not None and v > hi):
+            raise ValueError(f"must be between {lo} and {hi}" if hi is not None else f"must be at least {lo}")
+        return v
+    return check
+
+
+def _float(lo: float, hi: float):
+    def check(v):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise ValueError("must be a number")
+        if not lo <= v <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return float(v)
+    return check
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def _str(v):
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must be a non-empty string")
+    return v
+
+
+def _choice(*allowed):
+    def check(v):
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(repr, allowed))}")
+        return v
+    return check
+
+
+def _subset(allowed):
+    def check(v):
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ValueError(f"must be a list of names from {', '.join(allowed)}")
+        bad = [x for x in v if x not in allowed]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} not known; allowed: {', '.join(allowed)}")
+        return list(dict.fromkeys(v))
+    return check
+
+
+def _optional(check):
+    def wrapped(v):
+        return None if v in (None, "", "none") else check(v)
+    return wrapped
+
+
+def _size(v):
+    return parse_size(v)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "train", None, "training CSV, relative to the project folder (split 80/20: fitting / internal test)", _str),
+    Setting("data", "test", None, "generalization CSV: never trained on; the headline metrics come from it", _str),
+    Setting("data", "target", None, "name of the class column, present in both CSVs", _str),
+    Setting("search", "algorithms", list(ALGORITHMS), "algorithms to train", _subset(ALGORITHMS)),
+    Setting("search", "scalers", list(SCALERS), "scalers", _subset(SCALERS)),
+    Setting("search", "selectors", list(SELECTORS), "feature selectors", _subset(SELECTORS)),
+    Setting("search", "searchers", list(SEARCHERS), "hyper-parameter searches", _subset(SEARCHERS)),
+    Setting("search", "scorers", list(SCORERS), "scorers of the multi-metric search; the top models of each are refit", _subset(SCORERS)),
+    Setting("search", "cv_folds", 10, "stratified k-fold CV folds", _int(2, 50)),
+    Setting("search", "random_iterations", 10, "parameter sets a random search tries", _int(2, 1000)),
+    Setting("search", "top_k", 2, "parameter sets refit per scorer", _int(1, 10)),
+    Setting("search", "reoptimize_ovr", False, "multi-class only: refit a binary one-vs-rest model per class and main model", _bool),
+    Setting("search", "n_jobs", 1, "parallel jobs inside one search (dropped to 1 when memory is critical)", _int(1, 256)),
+    Setting("search", "test_size", 0.2, "share of train.csv held out as the internal test set", _float(0.05, 0.5)),
+    Setting("search", "seed", 42, "random seed of the split, the CV folds and the random searches", _int(0)),
+    Setting("run", "workers", 1, "pipelines trained at once, each in its own worker process", _int(1, 64)),
+    Setting("memory", "memory_budget", None, "cap for this run, e.g. \"8GB\"; the limit is the smallest of RAM, cgroup limit and this", _optional(_size)),
+    Setting("memory", "sample_interval", 0.5, "seconds between memory samples", _float(0.05, 60)),
+    Setting("memory", "warning", 0.75, "share of the limit where status turns yellow and cleanup runs", _float(0.05, 0.99)),
+    Setting("memory", "critical", 0.85, "share of the limit where status turns red and emergency protocols start", _float(0.05, 0.99)),
+    Setting("memory", "forecast_horizon", 120.0, "alert when the trend reaches critical or the limit within this many seconds", _float(1, 86400)),
+    Setting("memory", "critical_grace", 30.0, "seconds memory may stay critical with nothing training before the run stops safely", _float(0.5, 3600)),
+    Setting("memory", "ovr_policy", "skip", "if the OvR phase does not fit in memory: \"skip\" it or \"stop\" the run", _choice("skip", "stop")),
+    Setting("storage", "batch_models", 50, "models per archive batch (one gzip member)", _int(1, 100000)),
+    Setting("storage", "batch_bytes", 64_000_000, "uncompressed bytes that also close a batch, e.g. \"64MB\"", _size),
+    Setting("storage", "compression_level", 6, "gzip level of the archives (1 fastest, 9 smallest)", _int(1, 9)),
+    Setting("storage", "cache_models", 8, "loaded models kept in memory by the model browser", _int(0, 1000)),
+    Setting("storage", "cache_bytes", 256_000_000, "bytes of loaded models kept in memory", _size),
+    Setting("storage", "cache_ttl", 60.0, "seconds a loaded model stays cached", _float(0, 86400)),
+)
+
+REQUIRED = {("data", "train"), ("data", "test"), ("data", "target")}
+
+
+@dataclass
+class Config:
+    """A validated milo.toml. `values[section][key]`, plus typed shortcuts."""
+
+    project: ProjectPaths
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    @property
+    def train_path(self) -> Path:
+        return (self.project.root / self.get("data", "train")).resolve()
+
+    @property
+    def test_path(self) -> Path:
+        return (self.project.root / self.get("data", "test")).resolve()
+
+    @property
+    def target(self) -> str:
+        return self.get("data", "target")
+
+    @property
+    def search(self) -> dict[str, Any]:
+        return self.values["search"]
+
+    @property
+    def memory(self) -> dict[str, Any]:
+        return self.values["memory"]
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        return self.values["storage"]
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.values["run"]
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {s: dict(v) for s, v in self.values.items()}
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for s in SETTINGS:
+        out.setdefault(s.section, {})[s.key] = list(s.default) if isinstance(s.default, list) else s.default
+    return out
+
+
+def validate(raw: dict[str, Any], project: ProjectPaths, source: str = "milo.toml") -> Config:
+    known = {(s.section, s.key): s for s in SETTINGS}
+    sections = {s.section for s in SETTINGS}
+    problems: list[str] = []
+    values = defaults()
+    for section, table in raw.items():
+        if section not in sections:
+            problems.append(f"unknown section [{section}] (allowed: {', '.join(f'[{s}]' for s in sorted(sections))})")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"[{section}] must be a table")
+            continue
+        for key, value in table.items():
+            setting = known.get((section, key))
+            if setting is None:
+                allowed = ", ".join(s.key for s in SETTINGS if s.section == section)
+                problems.append(f"unknown key {section}.{key} (allowed in [{section}]: {allowed})")
+                continue
+            try:
+                values[section][key] = setting.check(value)
+            except ValueError as exc:
+                problems.append(f"{section}.{key} = {value!r}: {exc}")
+    for section, key in sorted(REQUIRED):
+        if values[section][key] is None:
+            problems.append(f"{section}.{key} is required")
+    search = values["search"]
+    for name in ("algorithms", "scalers", "selectors", "searchers", "scorers"):
+        if search[name] == []:
+            problems.append(f"search.{name} is empty, so there is nothing to train; name at least one")
+    if values["memory"]["warning"] >= values["memory"]["critical"]:
+        problems.append("memory.warning must be below memory.critical")
+    if problems:
+        raise BadInputError(
+            f"{source} cannot be used: " + "; ".join(problems) + ". "
+            "Fix these settings (docs/CONFIG.md lists every setting with its default) and run again."
+        )
+    return Config(project=project, values=values)
+
+
+def load(project_dir: str | Path) -> Config:
+    paths = ProjectPaths.of(project_dir)
+    if not paths.root.is_dir():
+        raise BadInputError(
+            f"There is no project folder at {paths.root}. Create one with "
+            "`milo init DIR --train FILE --test FILE --target COLUMN`, or check the path."
+        )
+    try:
+        text = paths.config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInputError(
+            f"{paths.root} has no milo.toml, so it is not a milo project. Create one with "
+            "`milo init DIR --train FILE --test FILE --target COLUMN`."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{paths.config} cannot be read ({exc}). Check its permissions and encoding.") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"{paths.config} is not valid TOML ({exc}). Fix the line it names and run again.") from None
+    return validate(raw, paths, source=str(paths.config))
+
+
+def render_toml(values: dict[str, dict[str, Any]], comments: bool = True) -> str:
+    """A milo.toml with every setting, each documented. Used by `milo init`."""
+    lines = ["# milo project. Every setting is documented in docs/CONFIG.md.", ""]
+    for section in dict.fromkeys(s.section for s in SETTINGS):
+        lines.append(f"[{section}]")
+        for s in (s for s in SETTINGS if s.section == section):
+            value = values.get(section, {}).get(s.key, s.default)
+            if comments:
+                lines.append(f"# {s.doc}")
+            if value is None:
+                lines.append(f"# {s.key} = \"8GB\"" if s.key == "memory_budget" else f"# {s.key} = ")
+            else:
+                lines.append(f"{s.key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
