@@ -1,0 +1,256 @@
+"""What one worker process does: search one pipeline, refit its best parameter sets,
+save each fitted Pipeline, and send back only metrics.
+
+Runs in a process started from the pre-warmed forkserver (see executor.py) and
+exits afterwards, so all memory it used returns to the operating system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from milo_tui.engine.space import PipelineSpec, make_pipeline, model_keys, search_grid
+
+SCORING_BINARY = {"accuracy": "accuracy", "roc_auc": "roc_auc", "f1_macro": "f1_macro"}
+SCORING_MULTI = {"accuracy": "accuracy", "roc_auc": "roc_auc_ovr", "f1_macro": "f1_macro"}
+
+
+@dataclass
+class TrainTask:
+    """Everything a worker needs, small enough to pickle: arrays travel as file paths."""
+
+    phase: str  # "main" or "ovr"
+    spec: PipelineSpec
+    scorers: list[str]
+    top_k: int
+    cv_folds: int
+    random_iterations: int
+    n_jobs: int
+    seed: int
+    class_labels: list[str]
+    arrays: dict[str, str]
+    models_dir: str
+    class_results_dir: str
+    archive: str  # "main_models" or "ovr_models"
+    class_index: int | None = None  # ovr: the class trained against the rest
+    ovr_params: dict[str, dict] = field(default_factory=dict)  # ovr: model key -> parameters to refit
+    attempt: int = 1
+
+    @property
+    def keys(self) -> list[str]:
+        if self.phase == "ovr":
+            return list(self.ovr_params)
+        return model_keys(self.spec, self.scorers, self.top_k)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this worker and its children (loky jobs), in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round((own + children) / 1024, 1)  # Linux reports KiB
+
+
+def _test_balloon(task: TrainTask) -> bytearray | None:
+    """Test hook: MILO_TEST_BALLOON="algorithm:MB[:first]" makes this worker hold MB of memory.
+
+    Lets the memory tests drive warning, critical and kill-and-retry with a real
+    memory-hungry worker; ":first" balloons on the first attempt only.
+    """
+    spec = os.environ.get("MILO_TEST_BALLOON")
+    if not spec:
+        return None
+    algorithm, _, rest = spec.partition(":")
+    mb, _, when = rest.partition(":")
+    if algorithm != task.spec.algorithm or (when == "first" and task.attempt > 1):
+        return None
+    balloon = bytearray(int(mb) * 1024 * 1024)
+    for i in range(0, len(balloon), 4096):  # touch every page so it is resident
+        balloon[i] = 1
+    hold = float(os.environ.get("MILO_TEST_BALLOON_SECONDS", "1.0"))
+    time.sleep(hold)
+    return balloon
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def params_to_json(params: dict) -> str:
+    return json.dumps({k: _jsonable(v) for k, v in sorted(params.items())}, sort_keys=True)
+
+
+def params_from_json(text: str) -> dict:
+    params = json.loads(text)
+    # JSON has no tuples; sklearn wants hidden_layer_sizes as one.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def _scores(model, X) -> np.ndarray:
+    proba = model.predict_proba(X)
+    return proba
+
+
+def run_search(task: TrainTask, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, dict]:
+    """Multi-metric search with stratified CV; returns model key -> parameters to refit."""
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+
+    scoring_table = SCORING_BINARY if n_classes == 2 else SCORING_MULTI
+    scoring = {s: scoring_table[s] for s in task.scorers}
+    cv = StratifiedKFold(n_splits=task.cv_folds, shuffle=True, random_state=task.seed)
+    pipeline = make_pipeline(task.spec, X.shape[1], task.seed)
+    grid = search_grid(task.spec.algorithm, task.spec.searcher)
+    common = dict(scoring=scoring, refit=False, cv=cv, n_jobs=task.n_jobs, error_score=np.nan)
+    if task.spec.searcher == "grid":
+        search = GridSearchCV(pipeline, grid, **common)
+    else:
+        search = RandomizedSearchCV(pipeline, grid, n_iter=task.random_iterations,
+                                    random_state=task.seed, **common)
+    search.fit(X, y)
+    results = search.cv_results_
+    chosen: dict[str, dict] = {}
+    for scorer in task.scorers:
+        ranks = np.asarray(results[f"rank_test_{scorer}"])
+        order = np.argsort(ranks, kind="stable")
+        for rank, index in enumerate(order[: task.top_k]):
+            chosen[task.spec.model_key(scorer, rank)] = dict(results["params"][index])
+    return chosen
+
+
+def train(task: TrainTask) -> dict:
+    """Train the task's models. Returns {"rows": [...], "peak_memory_mb", "seconds"}."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import confusion_matrix
+
+    from milo_tui.engine import metrics as M
+    from milo_tui.engine.data import map_arrays
+    from milo_tui.project import atomic_write_json
+    from milo_tui.storage.files import save_model
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    started = time.perf_counter()
+    balloon = _test_balloon(task)
+    data = map_arrays(task.arrays)
+    n_classes = len(task.class_labels)
+    X_fit, X_int, X_test = data["X_fit"], data["X_internal"], data["X_test"]
+    y_fit, y_int, y_test = data["y_fit"], data["y_internal"], data["y_test"]
+    if task.phase == "ovr":
+        positive = task.class_index
+        y_fit, y_int, y_test = ((y == positive).astype(np.int64) for y in (y_fit, y_int, y_test))
+        to_refit = task.ovr_params
+        model_classes = 2
+    else:
+        to_refit = run_search(task, X_fit, y_fit, n_classes)
+        model_classes = n_classes
+    search_seconds = time.perf_counter() - started
+
+    rows: list[dict] = []
+    for key, params in to_refit.items():
+        refit_started = time.perf_counter()
+        model = make_pipeline(task.spec, X_fit.shape[1], task.seed, for_refit=True)
+        model.set_params(**params)
+        model.fit(X_fit, y_fit)
+        train_seconds = time.perf_counter() - refit_started
+        model_bytes = save_model(model, Path(task.models_dir), key)
+        proba = _scores(model, X_test)
+        predicted = model.predict(X_test)
+        training_auc = M.training_auc(y_int, _train_scores(model, X_int, model_classes), model_classes)
+        scorer, rank = _scorer_and_rank(key, task)
+        base = {
+            "key": key, "phase": task.phase, "archive": task.archive,
+            "scaler": task.spec.scaler, "feature_selector": task.spec.selector,
+            "algorithm": task.spec.algorithm, "searcher": task.spec.searcher,
+            "scorer": scorer, "rank": rank, "status": "ok", "reason": "",
+            "best_params": params_to_json(params), "train_seconds": round(train_seconds, 4),
+            "search_seconds": round(search_seconds, 4), "model_bytes": model_bytes,
+        }
+        result_doc: dict = {"key": key}
+        if model_classes == 2:
+            metrics = M.binary_metrics(y_test, predicted, proba[:, 1])
+            label = task.class_labels[task.class_index] if task.phase == "ovr" else task.class_labels[1]
+            rows.append({**base, **metrics,
+                         "class_type": "ovr" if task.phase == "ovr" else "binary",
+                         "class_index": task.class_index if task.phase == "ovr" else 1,
+                         "class_label": label,
+                         "training_roc_auc": training_auc,
+                         "roc_delta": _delta(training_auc, metrics.get("roc_auc"))})
+            result_doc.update(
+                class_type=rows[-1]["class_type"],
+                class_labels=(["rest", label] if task.phase == "ovr" else task.class_labels),
+                confusion_matrix=confusion_matrix(y_test, predicted, labels=[0, 1]).tolist(),
+                curves=M.curves(y_test, proba[:, 1]),
+            )
+        else:
+            metrics = M.multiclass_metrics(y_test, predicted, proba)
+            rows.append({**base, **metrics, "class_type": "multiclass", "class_index": "",
+                         "class_label": "", "training_roc_auc": training_auc,
+                         "roc_delta": _delta(training_auc, metrics.get("roc_auc"))})
+            per_class = []
+            for i, label in enumerate(task.class_labels):
+                class_metrics = M.ovr_class_metrics(y_test, predicted, proba, i)
+                rows.append({**base, **class_metrics, "archive": "", "model_bytes": "",
+                             "class_type": "ovr", "class_index": i, "class_label": label,
+                             "training_roc_auc": "", "roc_delta": ""})
+                per_class.append({"class_index": i, "class_label": label, "metrics": class_metrics,
+                                  "curves": M.curves((y_test == i).astype(np.int64), proba[:, i])})
+            result_doc.update(
+                class_type="multiclass", class_labels=task.class_labels,
+                confusion_matrix=confusion_matrix(y_test, predicted, labels=list(range(n_classes))).tolist(),
+                per_class=per_class,
+            )
+        atomic_write_json(Path(task.class_results_dir) / f"{key}.json", result_doc)
+        del model
+    peak = peak_memory_mb()
+    for row in rows:
+        row["peak_memory_mb"] = peak
+    del balloon
+    return {"rows": rows, "peak_memory_mb": peak, "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _train_scores(model, X, n_classes: int) -> np.ndarray:
+    proba = model.predict_proba(X)
+    return proba[:, 1] if n_classes == 2 else proba
+
+
+def _delta(training: float | None, test: float | None):
+    if training is None or test is None:
+        return ""
+    try:
+        value = float(training) - float(test)
+    except (TypeError, ValueError):
+        return ""
+    return value if value == value else ""
+
+
+def _scorer_and_rank(key: str, task: TrainTask) -> tuple[str, int]:
+    main_key = key.split("_ovr_class_")[0]
+    parts = main_key.split("__")
+    return parts[-2], int(parts[-1])
+
+
+def worker_main(task: TrainTask, conn) -> None:
+    """Entry point of a worker process: train, send one message, exit."""
+    try:
+        result = train(task)
+        conn.send(("ok", result))
+    except MemoryError:
+        conn.send(("error", "MemoryError: the worker ran out of memory"))
+    except Exception as exc:  # the worker reports every failure; the run goes on
+        from milo_tui.errors import DiskFullError
+
+        kind = "disk_full" if isinstance(exc, DiskFullError) else "error"
+        conn.send((kind, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
+    finally:
+        conn.close()
