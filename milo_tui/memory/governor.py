@@ -240,8 +240,13 @@ class Governor:
         return ("wait", reason) if others_running else ("skip", reason)
 
     def worker_allowance(self, used: int, worker_pss: int) -> int:
-        """Bytes one worker may reach before it is killed: all the room left below the kill line."""
-        return worker_pss + max(0, self.kill_bytes - used)
+        """Bytes one worker may reach before it is killed (when red).
+
+        The kill line minus what the rest of the tree uses: the worker may
+        grow into all the room left, and is over its allowance once the tree
+        as a whole passes the kill line.
+        """
+        return max(0, self.kill_bytes - (used - worker_pss))
 
     def runaway(self, used: int, workers: dict[int, int]) -> int | None:
         """The worker pid to kill now (red and past the kill line): the largest one. None otherwise."""
@@ -273,3 +278,15 @@ def ovr_check(estimate_bytes: int, used: int, limit: MemoryLimit, thresholds: Th
     if policy == "skip":
         return "skip", f"{needs} but only {where}: skipping the OvR phase (ovr_policy = \"skip\")"
     return "stop", f"{needs} but only {where}: stopping the run (ovr_policy = \"stop\"); resume with more memory"
+
+
+def thresholds_from_config(memory: dict) -> Thresholds:
+    """Thresholds from milo.toml's [memory] table (Config.memory)."""
+    return Thresholds(warning=memory["warning"], critical=memory["critical"])
+
+
+def governor_from_config(memory: dict, limit: MemoryLimit, *, clock: Callable[[], float] = time.monotonic,
+                         **options) -> Governor:
+    """A Governor set up from milo.toml's [memory] table (Config.memory)."""
+    return Governor(limit, thresholds_from_config(memory), critical_grace=memory["critical_grace"],
+                    forecast_horizon=memory["forecast_horizon"], clock=clock, **options)
