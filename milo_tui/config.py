@@ -304,3 +304,23 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(type(v))
+
+
+def render_markdown() -> str:
+    """docs/CONFIG.md, generated from SETTINGS (a test keeps the file in sync)."""
+    lines = [
+        "# milo.toml settings",
+        "",
+        "Generated from `milo_tui/config.py` (`SETTINGS`). Unknown sections, unknown keys and wrong types",
+        "are refused, naming the key and what is allowed. Sizes are strings like `\"8GB\"`, `\"512MiB\"`",
+        "or a number of bytes.",
+        "",
+    ]
+    for section in dict.fromkeys(s.section for s in SETTINGS):
+        lines += [f"## [{section}]", "", "| key | default | meaning |", "| --- | --- | --- |"]
+        for s in (s for s in SETTINGS if s.section == section):
+            default = "required" if (section, s.key) in REQUIRED else (
+                "none" if s.default is None else f"`{_toml_value(s.default)}`")
+            lines.append(f"| `{s.key}` | {default} | {s.doc} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -79,16 +79,16 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _clean_floats(obj):
+def json_safe(obj):
     """NaN and infinity are not JSON; they become null."""
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if isinstance(obj, dict):
-        return {k: _clean_floats(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean_floats(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        return _clean_floats(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
@@ -209,7 +209,7 @@ class EventWriter:
 
     def emit(self, etype: str, **data) -> Event:
         with self._lock:
-            event = Event(type=etype, data=_clean_floats(data), seq=self._seq, ts=round(self._clock(), 3))
+            event = Event(type=etype, data=json_safe(data), seq=self._seq, ts=round(self._clock(), 3))
             self._seq += 1
             line = (event.to_json() + "\n").encode("utf-8")
             if self._journal is not None:

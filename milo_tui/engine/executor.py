@@ -38,6 +38,10 @@ PRELOAD = [
 ]
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
 @dataclass
 class Outcome:
     """How a task ended: "ok" (result), "error" / "disk_full" (message), or "crashed" (exit code)."""
@@ -67,10 +71,17 @@ class LocalExecutor:
         self._ctx.set_forkserver_preload(PRELOAD if preload is None else preload)
         self.running: list[WorkerHandle] = []
 
-    def warm_up(self) -> None:
-        """Start the forkserver now, so the first task does not pay for its imports."""
+    def warm_up(self, threads_per_worker: int = 1) -> None:
+        """Start the forkserver now, so the first task does not pay for its imports.
+
+        BLAS and OpenMP pools are sized before the forkserver imports numpy: with
+        several workers each spinning a pool per core, a 1-second fit was measured
+        taking over 100 seconds on 2 cores.
+        """
         from multiprocessing import forkserver
 
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(max(1, threads_per_worker))
         forkserver.ensure_running()
 
     def forkserver_pid(self) -> int | None:

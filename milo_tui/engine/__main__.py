@@ -1,0 +1,37 @@
+"""`python -m milo_tui.engine PROJECT [--event-fd N] [--resume] [--force]`: run one training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from milo_tui import config as config_module
+from milo_tui.errors import BadInputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m milo_tui.engine")
+    parser.add_argument("project")
+    parser.add_argument("--event-fd", type=int, default=None,
+                        help="write events to this inherited pipe file descriptor")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = config_module.load(args.project)
+    except BadInputError as exc:
+        from milo_tui import events as ev
+
+        writer = ev.EventWriter(None, args.event_fd)
+        writer.emit(ev.RUN_FINISHED, status="bad_input", exit_code=exc.exit_code, models_completed=0,
+                    models_failed=0, models_skipped=0, seconds=0.0, best=None, message=str(exc))
+        writer.close()
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    from milo_tui.engine.runner import Run
+
+    return Run(config, pipe_fd=args.event_fd, resume=args.resume, force=args.force).execute()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
