@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import types
 
 import psutil
@@ -150,3 +151,39 @@ def test_parse_meminfo_with_and_without_memavailable():
     assert (system.total, system.available, system.used, system.swap_used) == (1024000, 614400, 409600, 30720)
     old = "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 10 kB\nCached: 90 kB\n"
     assert parse_meminfo(old).available == 200 * 1024
+
+
+GROWER = "import sys\nfor line in sys.stdin:\n    held = b'\\x01' * int(line)\n    print('ok', flush=True)\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="statm and smaps_rollup are Linux files")
+def test_between_exact_passes_pss_is_carried_forward_by_rss():
+    proc = subprocess.Popen([sys.executable, "-c", GROWER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def hold(mib):
+        proc.stdin.write(f"{mib * MIB}\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ok"
+
+    try:
+        hold(16)
+        sampler = TreeSampler(pss_cpu_share=1e-9)  # an exact pass is then due only in hours
+        first = sampler.sample(proc.pid)
+        assert first.exact and first.processes[0].pss_source == PSS_ROLLUP
+        hold(96)
+        carried = sampler.sample(proc.pid)
+        assert not carried.exact and carried.processes[0].pss_source == sampler_module.PSS_CARRIED
+        exact = sampler.sample(proc.pid, exact=True)
+        assert exact.exact
+        assert carried.pss > first.pss + 70 * MIB  # the growth shows without an exact pass
+        assert abs(carried.pss - exact.pss) < 4 * MIB
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def test_a_generous_cpu_share_reads_exactly_every_time():
+    sampler = TreeSampler(pss_cpu_share=1.0)
+    sampler.sample(os.getpid())
+    time.sleep(0.05)
+    assert sampler.sample(os.getpid()).exact

@@ -27,6 +27,7 @@ PROC = Path("/proc")
 PSS_ROLLUP = "smaps_rollup"
 PSS_PSUTIL = "psutil"
 PSS_FROM_RSS = "rss"  # PSS unreadable (permissions, no smaps): RSS stands in and overcounts
+PSS_CARRIED = "carried"  # the last exact PSS plus the change in RSS since (see TreeSampler)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TreeSample:
     system_used: int
     swap_used: int
     duration: float = 0.0  # seconds the sample took to read
+    exact: bool = True  # every process's PSS read exactly (not carried forward from RSS)
 
     def by_role(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -186,12 +188,51 @@ def _read_psutil(pid: int) -> tuple[int, int, str]:
         raise _Vanished from None
 
 
-class TreeSampler:
-    """Samples a tree repeatedly, caching process names between samples."""
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-    def __init__(self, use_rollup: bool | None = None) -> None:
+
+def _read_statm_rss(pid: int) -> int | None:
+    """Resident bytes from /proc/<pid>/statm: O(1) for the kernel, unlike smaps_rollup."""
+    try:
+        fields = (PROC / str(pid) / "statm").read_bytes().split()
+        return int(fields[1]) * _PAGE_SIZE
+    except FileNotFoundError:
+        raise _Vanished from None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class _Known:
+    pss: int
+    rss: int
+    source: str
+    swap_pss: int
+
+
+class TreeSampler:
+    """Samples a tree repeatedly, within a CPU budget.
+
+    Reading PSS makes the kernel walk every page of a process (about 0.8 ms
+    per 64 MiB resident here), so exact readings of multi-GB workers at 2 Hz
+    would cost several % of a core. The sampler therefore spends at most
+    `pss_cpu_share` of one core on exact readings: after an exact pass that
+    took d seconds of CPU, the next one is due d / pss_cpu_share later. In
+    between, each known process's PSS is carried forward by its change in
+    RSS (read from statm, which is O(1)); memory a worker allocates is
+    private, so it moves PSS and RSS alike. New processes are always read
+    exactly. A sample says whether it was exact.
+    """
+
+    def __init__(self, use_rollup: bool | None = None, pss_cpu_share: float = 0.004) -> None:
+        if pss_cpu_share <= 0:
+            raise ValueError("pss_cpu_share must be positive")
         self._names: dict[int, str] = {}
+        self._known: dict[int, _Known] = {}
         self._use_rollup = (PROC / "self" / "smaps_rollup").exists() if use_rollup is None else use_rollup
+        self._delta_supported = (PROC / "self" / "statm").exists()
+        self.pss_cpu_share = pss_cpu_share
+        self._next_exact = float("-inf")
 
     def _name(self, pid: int) -> str:
         name = self._names.get(pid)
@@ -203,35 +244,57 @@ class TreeSampler:
             self._names[pid] = name
         return name
 
-    def _measure(self, pid: int) -> tuple[int, int, int, str]:
+    def _measure_exact(self, pid: int) -> _Known:
         if self._use_rollup:
             rollup = _read_rollup(pid)
             if rollup is not None:
                 pss, rss, swap_pss = rollup
-                return pss, rss, swap_pss, PSS_ROLLUP
+                return _Known(pss, rss, PSS_ROLLUP, swap_pss)
         pss, rss, source = _read_psutil(pid)
-        return pss, rss, 0, source
+        return _Known(pss, rss, source, 0)
 
-    def sample(self, root_pid: int, roles: dict[int, str] | None = None) -> TreeSample:
-        started = time.monotonic()
+    def _measure_carried(self, pid: int, known: _Known) -> _Known:
+        rss = _read_statm_rss(pid)
+        if rss is None:
+            return self._measure_exact(pid)
+        if known.source == PSS_FROM_RSS:
+            return _Known(rss, rss, PSS_FROM_RSS, 0)
+        return _Known(max(0, known.pss + rss - known.rss), rss, PSS_CARRIED, known.swap_pss)
+
+    def sample(self, root_pid: int, roles: dict[int, str] | None = None, *, exact: bool | None = None) -> TreeSample:
+        """One sample of the tree. exact=True forces exact PSS, False forbids it (new processes aside)."""
+        started, started_cpu = time.monotonic(), time.thread_time()
+        if exact is None:
+            exact = not self._delta_supported or started >= self._next_exact
         roles = roles or {}
         processes: list[ProcessMemory] = []
         for pid in tree_pids(root_pid):
+            known = self._known.get(pid)
             try:
-                pss, rss, swap_pss, source = self._measure(pid)
+                reading = self._measure_exact(pid) if exact or known is None else self._measure_carried(pid, known)
             except _Vanished:
                 continue
+            if reading.source != PSS_CARRIED:
+                self._known[pid] = reading  # carry forward from exact readings only, so errors do not add up
             role = roles.get(pid) or ("engine" if pid == root_pid else "child")
-            processes.append(ProcessMemory(pid=pid, name=self._name(pid), role=role, pss=pss, rss=rss,
-                                           pss_source=source, swap_pss=swap_pss))
-        alive = {p.pid for p in processes}
-        for pid in [p for p in self._names if p not in alive]:
-            del self._names[pid]  # a pid may be reused by another program later
+            processes.append(ProcessMemory(pid=pid, name=self._name(pid), role=role, pss=reading.pss,
+                                           rss=reading.rss, pss_source=reading.source, swap_pss=reading.swap_pss))
+        self._forget_gone({p.pid for p in processes})
+        if exact:
+            spent = time.thread_time() - started_cpu
+            self._next_exact = time.monotonic() + spent / self.pss_cpu_share
         system = read_system_memory()
         return TreeSample(t=started, pss=sum(p.pss for p in processes), rss=sum(p.rss for p in processes),
                           processes=processes, system_total=system.total,
                           system_available=system.available, system_used=system.used,
-                          swap_used=system.swap_used, duration=time.monotonic() - started)
+                          swap_used=system.swap_used, duration=time.monotonic() - started,
+                          exact=all(p.pss_source != PSS_CARRIED for p in processes))
+
+    def _forget_gone(self, alive: set[int]) -> None:
+        # A pid may be reused by another program later: drop what we knew about it.
+        for cache in (self._names, self._known):
+            for pid in [p for p in cache if p not in alive]:
+                del cache[pid]
 
 
 def sample_tree(root_pid: int, roles: dict[int, str] | None = None) -> TreeSample:
@@ -240,4 +303,4 @@ def sample_tree(root_pid: int, roles: dict[int, str] | None = None) -> TreeSampl
     `roles` names processes for the dashboard (e.g. {pid: "worker"}); unnamed
     ones are "engine" (the root) or "child".
     """
-    return TreeSampler().sample(root_pid, roles)
+    return TreeSampler().sample(root_pid, roles, exact=True)
