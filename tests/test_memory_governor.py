@@ -79,8 +79,11 @@ def test_critical_pauses_starts_and_shrinks_parallelism_then_recovers():
 def test_alert_detail_names_usage_and_limit():
     gov, clock = make()
     (alert,) = [a for a in step(gov, clock, 900) if isinstance(a, Alert)]
-    assert alert.detail["used_bytes"] == 900 * MB and alert.detail["limit_bytes"] == 1000 * MB
-    assert alert.detail["limit_source"] == "budget" and alert.detail["percent"] == 90.0
+    assert alert.data["used_bytes"] == 900 * MB and alert.data["limit_bytes"] == 1000 * MB
+    assert alert.data["limit_source"] == "budget" and alert.data["percent"] == 90.0
+    assert isinstance(alert.detail, str) and "90%" in alert.detail and "1.0 GB budget limit" in alert.detail
+    event = alert.as_event()
+    assert event["level"] == "critical" and event["message"] == MSG_CRITICAL and event["detail"] == alert.detail
 
 
 def test_safe_stop_after_grace_with_nothing_training():
@@ -123,8 +126,8 @@ def test_predictive_alert_while_still_green():
     for i in range(12):  # 10 MB/s from 400 MB: critical in ~40 s while still green
         out += step(gov2, clock2, 400 + 10 * 0.5 * i)
     predictive = [a for a in out if isinstance(a, Alert)]
-    assert len(predictive) == 1 and predictive[0].level == "warning"
-    assert predictive[0].detail["predictive"] and predictive[0].detail["seconds_to_critical"] < 60
+    assert len(predictive) == 1 and predictive[0].level == "predictive"
+    assert predictive[0].data["predictive"] and predictive[0].data["seconds_to_critical"] < 60
     assert "critical level" in predictive[0].message
     assert Cleanup("warning") in out and gov2.status == GREEN
     more = [a for i in range(12, 16) for a in step(gov2, clock2, 400 + 10 * 0.5 * i)]
@@ -203,3 +206,11 @@ def test_ovr_check_proceeds_when_it_fits():
     assert ovr_check(400 * MB, 400 * MB, LIMIT, Thresholds(), "stop")[0] == "proceed"
     with pytest.raises(ValueError):
         ovr_check(1, 1, LIMIT, Thresholds(), "maybe")
+
+
+def test_forecast_of_the_last_sample_is_exposed_for_the_memory_event():
+    gov, clock = make()
+    assert gov.forecast.seconds_to_critical is None
+    for i in range(10):
+        step(gov, clock, 400 + 10 * i)
+    assert gov.forecast is gov.last_forecast and gov.forecast.seconds_to_critical > 0

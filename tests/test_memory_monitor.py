@@ -177,3 +177,28 @@ def test_effective_used_counts_a_crowded_machine():
     assert effective_used(sample, roomy) == sample.pss
     crowded = resolve_limit(None, physical=sample.system_total, cgroup=None)
     assert effective_used(sample, crowded) == max(sample.pss, sample.system_used)
+
+
+def test_memory_alert_and_cleanup_payloads_match_the_event_schema():
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    import milo_tui
+    from milo_tui.memory.cleanup import cleanup
+    from milo_tui.memory.governor import Governor
+
+    schema = json.loads((Path(milo_tui.__file__).parent / "schema" / "events.schema.json").read_text())
+    sample = sample_tree(os.getpid())
+    limit = resolve_limit(sample.pss * 2, physical=24 * 1024**3, cgroup=None)
+    clock = iter(range(1000)).__next__
+    governor = Governor(limit, Thresholds(), critical_grace=1, forecast_horizon=60, clock=lambda: float(clock()))
+    actions = [a for used in (0.5, 0.8, 0.9, 0.9, 0.9, 0.9) for a in governor.on_sample(int(used * limit.bytes))]
+    alerts = [a for a in actions if isinstance(a, Alert)]
+    assert {a.level for a in alerts} >= {"warning", "critical", "emergency"}
+    payloads = [("memory", memory_event(sample, limit, GREEN, sample.pss, governor.forecast, 1, 2, 3)),
+                ("cleanup", cleanup("warning").as_event())] + [("alert", a.as_event()) for a in alerts]
+    for etype, data in payloads:
+        event = {"v": 1, "seq": 0, "ts": 0.0, "type": etype, "data": json.loads(json.dumps(data))}
+        jsonschema.validate(event, schema)

@@ -24,8 +24,8 @@ from milo_tui.memory.forecast import NO_FORECAST, Forecast, Forecaster
 from milo_tui.memory.limits import MemoryLimit
 from milo_tui.memory.status import GREEN, RED, YELLOW, Thresholds, classify
 
-# Alert levels, in rising order of severity.
-INFO, WARN, CRIT, EMERGENCY = "info", "warning", "critical", "emergency"
+# Alert levels of docs/EVENTS.md. "predictive" is the trend warning that comes before yellow/red.
+INFO, WARN, CRIT, EMERGENCY, PREDICTIVE = "info", "warning", "critical", "emergency", "predictive"
 
 CLEANUP_FOR_STATUS = {GREEN: NORMAL, YELLOW: WARNING, RED: CRITICAL}
 
@@ -34,7 +34,12 @@ CLEANUP_FOR_STATUS = {GREEN: NORMAL, YELLOW: WARNING, RED: CRITICAL}
 class Alert:
     level: str
     message: str
-    detail: dict = field(default_factory=dict, compare=False)
+    detail: str = field(default="", compare=False)  # one line for people: usage, limit, what happens
+    data: dict = field(default_factory=dict, compare=False)  # the same, as numbers
+
+    def as_event(self) -> dict:
+        """Data of an ALERT event (detail is a string in the event schema)."""
+        return {"level": self.level, "message": self.message, "detail": self.detail, **self.data}
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,11 @@ class Governor:
         self._predicted = False
         self._kills: dict[str, int] = {}
 
+    @property
+    def forecast(self) -> Forecast:
+        """The forecast made at the last sample (for the memory event)."""
+        return self.last_forecast
+
     # -- derived limits -------------------------------------------------------------------------
     @property
     def critical_bytes(self) -> int:
@@ -114,9 +124,13 @@ class Governor:
     def kill_bytes(self) -> int:
         return int(self.limit.bytes * self.kill_fraction)
 
-    def _detail(self, used: int) -> dict:
+    def _data(self, used: int) -> dict:
         return {"status": self.status, "used_bytes": used, "limit_bytes": self.limit.bytes,
                 "limit_source": self.limit.source, "percent": round(100 * used / self.limit.bytes, 1)}
+
+    def _alert(self, level: str, message: str, used: int, detail: str = "", **data) -> Alert:
+        usage = f"{format_size(used)} in use, {_percent(used, self.limit)} of the {_limit_text(self.limit)}"
+        return Alert(level, message, f"{detail}; {usage}" if detail else usage, self._data(used) | data)
 
     # -- readings -------------------------------------------------------------------------------
     def on_sample(self, used: int, *, training: int | None = None) -> list[Action]:
@@ -147,21 +161,21 @@ class Governor:
         return Cleanup(CLEANUP_FOR_STATUS[status])
 
     def _transition(self, previous: str, used: int, now: float) -> list[Action]:
-        detail = self._detail(used)
         if self.status == RED:
             self.paused = True
             self._idle_red_since = None
-            return [Alert(CRIT, MSG_CRITICAL, detail), self._cleanup(RED, now),
+            return [self._alert(CRIT, MSG_CRITICAL, used, "no new model starts; searches run with n_jobs=1"),
+                    self._cleanup(RED, now),
                     PauseStarts(f"memory at {_percent(used, self.limit)} of the {_limit_text(self.limit)}"),
                     SetInnerJobs(1)]
         actions: list[Action] = []
         if previous == RED:
             self.paused = False
             self._idle_red_since = None
-            actions += [Alert(INFO, f"Memory back below the critical level ({_percent(used, self.limit)}); "
-                                    "new models start again", detail), ResumeStarts(), SetInnerJobs(None)]
+            actions += [self._alert(INFO, f"Memory back below the critical level ({_percent(used, self.limit)}); "
+                                          "new models start again", used), ResumeStarts(), SetInnerJobs(None)]
         if self.status == YELLOW and previous == GREEN:
-            actions += [Alert(WARN, MSG_WARNING, detail), self._cleanup(YELLOW, now)]
+            actions += [self._alert(WARN, MSG_WARNING, used), self._cleanup(YELLOW, now)]
         return actions
 
     def _predict(self, used: int, now: float) -> list[Action]:
@@ -176,12 +190,13 @@ class Governor:
         target, seconds = ("the critical level", forecast.seconds_to_critical)
         if seconds is None or (forecast.seconds_to_limit is not None and forecast.seconds_to_limit < seconds):
             target, seconds = "the limit", forecast.seconds_to_limit
-        detail = self._detail(used) | {"predictive": True, "seconds_to_critical": forecast.seconds_to_critical,
-                                       "seconds_to_limit": forecast.seconds_to_limit,
-                                       "slope_bytes_per_s": forecast.slope_bytes_per_s}
         message = (f"Memory is rising by {format_size(forecast.slope_bytes_per_s)}/s and will reach {target} "
                    f"in about {seconds:.0f} s at this rate")
-        return [Alert(WARN, message, detail), self._cleanup(YELLOW, now)]
+        alert = self._alert(PREDICTIVE, message, used, "cleaning up early", predictive=True,
+                            seconds_to_critical=forecast.seconds_to_critical,
+                            seconds_to_limit=forecast.seconds_to_limit,
+                            slope_bytes_per_s=forecast.slope_bytes_per_s)
+        return [alert, self._cleanup(YELLOW, now)]
 
     def _check_grace(self, training: int | None, used: int, now: float) -> list[Action]:
         if self.status != RED:
@@ -196,7 +211,7 @@ class Governor:
         self.stopped = True
         reason = (f"memory stayed at or above {self.thresholds.critical:.0%} of the {_limit_text(self.limit)} "
                   f"for {self.critical_grace:g} s with nothing training ({format_size(used)} in use)")
-        return [Alert(EMERGENCY, MSG_STOPPED, self._detail(used) | {"reason": reason}), StopRun(reason)]
+        return [self._alert(EMERGENCY, MSG_STOPPED, used, reason, reason=reason), StopRun(reason)]
 
     def after_model(self) -> list[Action]:
         """A model finished and its worker was recycled: free memory at the level of the status."""
@@ -206,7 +221,7 @@ class Governor:
         actions: list[Action] = []
         if self.status == GREEN and now - self._last_notice >= self.notice_interval:
             self._last_notice = now
-            actions.append(Alert(INFO, MSG_OPTIMIZING, self._detail(self.used)))
+            actions.append(self._alert(INFO, MSG_OPTIMIZING, self.used, "worker recycled, garbage collected"))
         actions.append(self._cleanup(self.status, now))
         return actions
 
