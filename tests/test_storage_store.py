@@ -210,3 +210,19 @@ def test_models_open_while_a_run_appends(tmp_path):
     assert len(final) == count and all(m.location == "archive" for m in final)
     for entry in final[::10]:
         assert store.open_model(entry.key)["key"] == int(entry.key[2:])
+
+
+def test_event_payloads_match_the_event_schema(tmp_path):
+    import jsonschema
+
+    from milo_tui.events import Event
+    from milo_tui.storage import BatchInfo
+
+    schema_path = os.path.join(os.path.dirname(store_module.__file__), "..", "schema", "events.schema.json")
+    with open(schema_path, encoding="utf-8") as handle:
+        schema = json.load(handle)
+    paths = _project_with_pending(tmp_path)
+    payloads = [("archive_batch", BatchInfo("main_models", 0, ["m_0"], 100, 40, 0.01).as_event()),
+                ("storage", project_storage_stats(paths.root).as_event())]
+    for etype, data in payloads:
+        jsonschema.validate(json.loads(Event(etype, data, seq=1, ts=1.0).to_json()), schema)

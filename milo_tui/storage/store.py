@@ -162,7 +162,7 @@ class ModelStore:
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise BadInputError(
                 f"{folder} already exists and is not empty, so model {key} was not exported there. "
-                "Choose another path or pass --force to replace it."
+                "Choose another path, or remove it first."
             )
         folder.mkdir(parents=True, exist_ok=True)
         _copy_atomically(source, folder / "model.joblib")
@@ -176,7 +176,7 @@ class ModelStore:
     def _refuse_existing(target: Path, overwrite: bool) -> None:
         if target.exists() and not overwrite:
             raise BadInputError(
-                f"{target} already exists, so it was not overwritten. Choose another path or pass --force."
+                f"{target} already exists, so it was not overwritten. Choose another path, or remove it first."
             )
 
     @staticmethod
