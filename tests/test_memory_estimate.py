@@ -139,3 +139,15 @@ def test_more_workers_mean_a_higher_peak(tmp_path):
     two = preflight(validate(raw_two, ProjectPaths.of(tmp_path)), summary, limit)
     assert two.memory_bytes > one.memory_bytes
     assert two.seconds < one.seconds
+
+
+def test_preflight_takes_fit_rows_and_models_per_pipeline_from_the_engine(tmp_path):
+    config = config_for(tmp_path, algorithms=["lr", "nb"], scalers=["std"], selectors=["none"], searchers=["grid"])
+    limit = resolve_limit(8 * GB, physical=24 * GB, cgroup=None)
+    summary = {"n_rows": 50_000, "n_features": 100, "n_classes": 2}
+    default = preflight(config, summary, limit)
+    assert default.models == 2 * 3 * 2  # pipelines x scorers x top_k
+    smaller = preflight(config, summary | {"fit_rows": 10_000}, limit,
+                        models_for=lambda algorithm, selector, searcher: 1 if algorithm == "nb" else 6)
+    assert smaller.models == 7
+    assert smaller.memory_bytes < default.memory_bytes  # fewer rows to fit on

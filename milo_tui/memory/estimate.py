@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from milo_tui.config import ALGORITHMS, format_size
 from milo_tui.memory.limits import MemoryLimit
@@ -321,22 +322,27 @@ def _recommendation(n_classes: int, n_rows: int, reoptimize: bool, fits: bool, p
 
 
 def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes: int = DEFAULT_BASELINE,
-              engine_bytes: int | None = None, cores: int | None = None) -> Preflight:
+              engine_bytes: int | None = None, cores: int | None = None,
+              models_for: Callable[[str, str, str], int] | None = None) -> Preflight:
     """The estimate `milo estimate` prints before anything trains.
 
     `config` is a milo_tui.config.Config; `data_summary` has n_rows (rows of
-    train.csv), n_features and n_classes. `engine_bytes` is the engine's own
-    footprint (defaults to a baseline plus the data set held once).
+    train.csv), n_features and n_classes, and optionally fit_rows (rows the
+    searches fit on; default n_rows x (1 - test_size)). `engine_bytes` is the
+    engine's own footprint (defaults to a baseline plus the data set held
+    once). `models_for(algorithm, selector, searcher)` is the number of models
+    one pipeline yields (default: scorers x top_k).
     """
     search, run, memory = config.search, config.run, config.memory
     n_rows, m, k = int(data_summary["n_rows"]), int(data_summary["n_features"]), int(data_summary["n_classes"])
-    n_fit = max(2, int(round(n_rows * (1 - search["test_size"]))))
+    n_fit = int(data_summary.get("fit_rows") or max(2, round(n_rows * (1 - search["test_size"]))))
     workers, n_jobs, folds = run["workers"], search["n_jobs"], search["cv_folds"]
     critical = memory["critical"]
     combos = [(a, sel, s) for a in search["algorithms"] for _ in search["scalers"]
               for sel in search["selectors"] for s in search["searchers"]]
     refits_per_pipeline = len(search["scorers"]) * search["top_k"]
-    main_models = len(combos) * refits_per_pipeline
+    per_combo = [models_for(*combo) if models_for else refits_per_pipeline for combo in combos]
+    main_models = sum(per_combo)
     reoptimize = bool(search["reoptimize_ovr"]) and k > 2
     ovr_models = main_models * k if reoptimize else 0
 
@@ -351,7 +357,7 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
         binary = FootprintEstimator(n_fit, m, 2, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes)
         memory_ovr = engine + binary.remaining_peak([(a, sel, s) for a, sel, s in combos], workers)
 
-    files = sum(estimator.model_file_bytes(a, sel) for a, sel, _ in combos) * refits_per_pipeline
+    files = sum(estimator.model_file_bytes(a, sel) * count for (a, sel, _), count in zip(combos, per_combo))
     files_ovr = files * k if reoptimize else 0
     data_copies = 2 * n_rows * m * FLOAT  # the engine's .npy copies of the data
     disk = int((files + files_ovr) * ARCHIVE_RATIO + config.storage["batch_bytes"] + data_copies)
