@@ -136,8 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=40, help="models extracted with our archive")
-    parser.add_argument("--tarfile-samples", type=int, default=8, help="models extracted with tarfile (slow)")
-    parser.add_argument("--subset", type=int, default=2000, help="models in the batch-size trade-off runs")
+    parser.add_argument("--tarfile-samples", type=int, default=6, help="models extracted with tarfile (slow)")
+    parser.add_argument("--subset", type=int, default=1000, help="models in the batch-size trade-off runs")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = parser.parse_args()
 

@@ -27,6 +27,7 @@ source = root / "models" / "main_models"
 w = ArchiveWriter(root / "models" / "main_models.tar.gz", source, batch_models=2, batch_bytes=10**9, level=1)
 w.recover()
 log = open({log!r}, "a", buffering=1)
+print("ready", flush=True)
 i = {start}
 while True:
     save_model(fake_model(i), source, f"m_{{i}}")
@@ -38,10 +39,12 @@ while True:
 
 def _run_and_kill(paths, log: Path, start: int, delay: float) -> None:
     script = CHILD.format(tests=os.path.dirname(__file__), root=str(paths.root), log=str(log), start=start)
-    proc = subprocess.Popen([sys.executable, "-c", script])
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"  # imports done, whatever the machine's load
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
 
 
 def test_random_kills_during_appends_lose_nothing(tmp_path):
@@ -52,8 +55,7 @@ def test_random_kills_during_appends_lose_nothing(tmp_path):
     start = 0
     reports = []
     for _ in range(8):
-        # importing numpy/joblib takes ~0.3 s; kill somewhere in the appends after that
-        _run_and_kill(paths, log, start, delay=rng.uniform(0.45, 0.9))
+        _run_and_kill(paths, log, start, delay=rng.uniform(0.05, 0.5))
         logged = log.read_text().split()
         start = len(logged) + 10  # keys never reused, whatever was half-done
         w = writer(paths)
