@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class ModelStore:
         self.workspace_dir = workspace_dir
         self.cache = ModelCache(cache_models, cache_bytes, cache_ttl)
         self._readers = {name: IndexReader(self.paths.archive(name)) for name in ARCHIVES}
+        self._readers_lock = threading.Lock()  # the TUI calls in from worker threads
         # Workspaces left by processes that died mid-extraction go first.
         self.temp_files_removed = sweep_stale_workspaces(workspace_dir)
 
@@ -65,16 +67,16 @@ class ModelStore:
     def list_models(self) -> list[ModelEntry]:
         """Archived models (from the indexes) and model files not archived yet; nothing decompressed."""
         models: list[ModelEntry] = []
-        for name, reader in self._readers.items():
-            entries = reader.refresh()
+        for name in ARCHIVES:
+            entries = self._entries(name)
             models.extend(_archived_entry(e) for e in entries.values())
             models.extend(self._pending_entries(name, set(entries)))
         return sorted(models, key=lambda m: (m.archive, m.key))
 
     def find(self, key: str) -> ModelEntry:
         self._check_key(key)
-        for name, reader in self._readers.items():
-            entry = reader.refresh().get(key)
+        for name in ARCHIVES:
+            entry = self._entries(name).get(key)
             if entry is not None:
                 return _archived_entry(entry)
             path = model_path(self.paths.models_dir(name), key)
@@ -131,8 +133,8 @@ class ModelStore:
         between listing and reading is looked up again in the refreshed index."""
         target = workspace.file(f"{key}.joblib")
         for _ in range(3):
-            for name, reader in self._readers.items():
-                entry = reader.refresh().get(key)
+            for name in ARCHIVES:
+                entry = self._entries(name).get(key)
                 if entry is not None:
                     _write_private(target, read_model_bytes(self.paths.archive(name), entry))
                     return target
@@ -140,6 +142,10 @@ class ModelStore:
                 if _copy_if_present(model_path(self.paths.models_dir(name), key), target):
                     return target
         raise self._not_found(key)
+
+    def _entries(self, name: str) -> dict[str, IndexEntry]:
+        with self._readers_lock:
+            return dict(self._readers[name].refresh())
 
     def _pending_entries(self, name: str, archived: set[str]) -> list[ModelEntry]:
         directory = self.paths.models_dir(name)
