@@ -37,7 +37,7 @@ from milo_tui.memory.estimate import FootprintEstimator
 from milo_tui.memory.governor import Governor, ovr_check
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.monitor import MemoryMonitor
-from milo_tui.memory.report import memory_event
+from milo_tui.memory.report import effective_used, memory_event
 from milo_tui.memory.status import RED, Thresholds
 from milo_tui.project import ProjectPaths, atomic_write_json
 from milo_tui.storage.archive import ArchiveWriter
@@ -173,9 +173,10 @@ class Run:
 
     def _on_sample(self, sample) -> None:
         """Called from the monitor thread: decide, then hand actions to the loop."""
-        self.last_used = sample.pss
+        used = effective_used(sample, self.limit)
+        self.last_used = used
         self.peak_used = max(self.peak_used, sample.pss)
-        actions = self.governor.on_sample(sample.pss)
+        actions = self.governor.on_sample(used)
         for action in actions:
             self.actions.put(("action", action))
         self.actions.put(("sample", sample))
@@ -184,7 +185,8 @@ class Run:
         remaining = self.estimator.remaining_peak([u.spec.algorithm for u in self.pending], self.config.run["workers"])
         forecast = getattr(self.governor, "forecast", None)
         self.emit(ev.MEMORY, **memory_event(sample, self.limit, self.governor.status, self.governor.peak,
-                                             forecast, self.completed, self.total, remaining))
+                                             forecast, self.completed, self.total, remaining,
+                                             used=effective_used(sample, self.limit)))
 
     def _storage_event(self) -> None:
         self.emit(ev.STORAGE, **project_storage_stats(self.paths.root).as_event())
@@ -434,7 +436,7 @@ class Run:
                 continue
             name = type(item).__name__
             if name == "Alert":
-                self.emit(ev.ALERT, level=item.level, message=item.message, detail=getattr(item, "detail", ""))
+                self.emit(ev.ALERT, **item.as_event())
             elif name == "Cleanup":
                 report = run_cleanup(item.level, temp_roots=self._temp_roots())
                 self.emit(ev.CLEANUP, **report.as_event())
