@@ -1,0 +1,454 @@
+"""The Textual app: `milo run` (start the engine, read its pipe) and `milo watch` (replay + follow the journal).
+
+Events are read by a source thread into an Inbox; a fixed-rate timer drains
+it, folds the batch into RunState and repaints inside one batch_update. The
+app only talks to the engine through milo_tui.launcher and the event stream,
+and reads report.csv / metadata.json / class_results/ for finished projects.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from milo_tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MiloError
+from milo_tui.launcher import EngineProcess, log_tail, start_engine
+from milo_tui.project import ProjectPaths
+from milo_tui.tui import project_files
+from milo_tui.tui.commands import MiloCommands
+from milo_tui.tui.extraction import ModelDetails, ModelStoreLike, gather_details
+from milo_tui.tui.keymap import MAIN_KEYS
+from milo_tui.tui.screens.detail import DetailScreen
+from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
+from milo_tui.tui.screens.main import MainScreen
+from milo_tui.tui.settings import load_settings, save_setting
+from milo_tui.tui.sources import Inbox, JournalSource, PipeSource, pid_alive
+from milo_tui.tui.state import ModelRow, RunState
+from milo_tui.tui.themes import DEFAULT_THEME, load_themes
+from milo_tui.tui.widgets.browser import BEST, COLUMNS, PHASE_FILTERS, ModelBrowser
+from milo_tui.tui.widgets.palette import palette_from_variables
+
+Mode = Literal["run", "watch"]
+StoreFactory = Callable[[Path], ModelStoreLike]
+EngineStarter = Callable[..., EngineProcess]
+REFRESH_SECONDS = 0.2  # 5 Hz: smooth enough to watch, cheap enough over SSH
+LIVENESS_SECONDS = 2.0
+STOP_TIMEOUT_SECONDS = 120.0
+
+
+def default_store_factory(root: Path) -> ModelStoreLike:
+    """The real storage read API, with the project's cache settings."""
+    from milo_tui.config import load as load_config
+    from milo_tui.storage.store import ModelStore  # imported late: storage is optional for watching
+
+    try:
+        storage = load_config(root).storage
+        return ModelStore(root, cache_models=storage["cache_models"], cache_bytes=storage["cache_bytes"],
+                          cache_ttl=storage["cache_ttl"])
+    except MiloError:
+        return ModelStore(root)
+
+
+class EngineExited(Message):
+    def __init__(self, returncode: int | None, stderr_tail: str) -> None:
+        super().__init__()
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+
+
+class MiloApp(App[int]):
+    TITLE = "milo"
+    COMMANDS = App.COMMANDS | {MiloCommands}
+    BINDINGS = [Binding(k.key, k.action, k.title, show=k.footer, key_display=k.display_key or None)
+                for k in MAIN_KEYS if k.scope == "Anywhere"]
+
+    def __init__(self, project: Path, mode: Mode, *, resume: bool = False, force: bool = False,
+                 store_factory: StoreFactory | None = None, engine_starter: EngineStarter = start_engine,
+                 clock: Callable[[], float] = time.time, refresh_seconds: float = REFRESH_SECONDS,
+                 theme_dirs: list[Path] | None = None,
+                 perf_clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__()
+        self.paths = ProjectPaths.of(project)
+        self.mode: Mode = mode
+        self.resume = resume
+        self.force = force
+        self.store_factory = store_factory or default_store_factory
+        self.engine_starter = engine_starter
+        self.clock = clock
+        self.perf_clock = perf_clock
+        self.refresh_seconds = refresh_seconds
+        self.state = RunState()
+        self.inbox = Inbox()
+        self.engine: EngineProcess | None = None
+        self.source: PipeSource | JournalSource | None = None
+        self.palette: dict[str, str] = {}
+        self.themes, theme_problems = load_themes(theme_dirs)
+        self._startup_notes = list(theme_problems)
+        self._store: ModelStoreLike | None = None
+        self._store_error = ""
+        self._store_lock = threading.Lock()
+        self._painted_version = -1
+        self._seen_final = False
+        self.detached = False
+        self.stopping = False
+        self.lag_samples: list[float] = []  # seconds from an event's ts to the repaint that showed it
+
+    # ----- start-up ----------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        self._main_screen = MainScreen(self.state, self.mode, self.paths.root.name)
+        return self._main_screen
+
+    @property
+    def main_screen(self) -> MainScreen:
+        return self._main_screen
+
+    def on_mount(self) -> None:
+        self._apply_saved_theme()
+        for note in self._startup_notes:
+            self.state.note(self.clock(), "warning", note)
+        self.load_project_files(initial=True)
+        if self.mode == "run":
+            self._start_engine()
+        else:
+            self.source = JournalSource(self.paths.events, self.inbox)
+            self.source.start()
+            self.set_interval(LIVENESS_SECONDS, self._check_watched_engine)
+        self.set_interval(self.refresh_seconds, self.refresh_tick)
+        self.refresh_tick()
+
+    def _start_engine(self) -> None:
+        try:
+            self.engine = self.engine_starter(self.paths.root, resume=self.resume, force=self.force)
+        except (MiloError, OSError) as exc:
+            self.state.engine_exited(getattr(exc, "exit_code", EXIT_FAILED), str(exc), self.clock())
+            self.notify(f"The engine could not be started: {exc}", severity="error", timeout=30)
+            return
+        self.source = PipeSource(self.engine, self.inbox, on_exit=self._on_engine_exit_thread)
+        self.source.start()
+
+    def _on_engine_exit_thread(self, returncode: int | None, stderr_tail: str) -> None:
+        self.post_message(EngineExited(returncode, stderr_tail))  # thread-safe
+
+    # ----- themes --------------------------------------------------------------
+    def _apply_saved_theme(self) -> None:
+        for theme in self.themes:
+            self.register_theme(theme)
+        saved = load_settings().get("theme")
+        names = self.theme_names
+        self.theme = saved if saved in names else DEFAULT_THEME
+        self._update_palette()
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+
+    @property
+    def theme_names(self) -> list[str]:
+        return [t.name for t in self.themes]
+
+    def _update_palette(self) -> None:
+        self.palette = palette_from_variables(self.get_css_variables())
+
+    def _on_theme_changed(self, theme: Any) -> None:
+        self._update_palette()
+        save_setting("theme", self.theme)
+        self._painted_version = -1  # colours changed: repaint everything
+        self.refresh_tick(force_all=True)
+
+    def action_next_theme(self) -> None:
+        names = self.theme_names
+        position = names.index(self.theme) if self.theme in names else -1
+        self.set_theme(names[(position + 1) % len(names)])
+
+    def set_theme(self, name: str) -> None:
+        self.theme = name
+        self.notify(f"Theme: {name}", timeout=2)
+
+    # ----- the refresh loop ----------------------------------------------------
+    def refresh_tick(self, force_all: bool = False) -> None:
+        batches = self.inbox.drain()
+        newest_ts = None
+        for batch in batches:
+            self.state.apply_batch(batch.events, batch.errors)
+            if batch.events:
+                newest_ts = max(newest_ts or 0.0, max(e.ts for e in batch.events))
+        if self.state.version == self._painted_version and not force_all:
+            return
+        screen = self.main_screen
+        if not screen.is_mounted:
+            return
+        with self.batch_update():
+            screen.refresh_from_state(force_all=force_all)
+        self._painted_version = self.state.version
+        if newest_ts is not None:
+            self.lag_samples.append(self.clock() - newest_ts)
+        self._after_state_change()
+
+    def _after_state_change(self) -> None:
+        if self.state.is_final and not self._seen_final:
+            self._seen_final = True
+            self.load_project_files(initial=False)  # report.csv now has CIs and archives
+            if self.stopping:
+                self.exit(self.result_code())
+
+    def on_engine_exited(self, message: EngineExited) -> None:
+        self.refresh_tick()  # apply the last events before judging the exit
+        self.state.engine_exited(message.returncode, message.stderr_tail, self.clock())
+        if self.state.status == "engine_died":
+            tail = message.stderr_tail.strip().splitlines()[-3:]
+            self.notify(f"The engine exited with code {message.returncode}.\n" + "\n".join(tail),
+                        severity="error", timeout=30)
+        if self.stopping:
+            self.exit(self.result_code())
+            return
+        self.refresh_tick()
+
+    def _check_watched_engine(self) -> None:
+        """A watched run whose engine vanished without run_finished was killed."""
+        if self.state.status == "running" and self.state.engine_pid and not pid_alive(self.state.engine_pid):
+            self.refresh_tick()
+            if self.state.status == "running":
+                self.state.engine_exited(None, log_tail(self.paths.engine_log), self.clock())
+                self.refresh_tick()
+        if self.stopping and not self.state.is_live:
+            self.exit(self.result_code())
+
+    # ----- project files -------------------------------------------------------
+    @work(thread=True, group="files")
+    def load_project_files(self, initial: bool) -> None:
+        if initial and self.mode == "run" and not self.resume:
+            return  # a fresh run: the old report (if --force) is about to be replaced
+        rows = project_files.read_report_rows(self.paths)
+        metadata = project_files.read_metadata(self.paths)
+        self.call_from_thread(self._merge_project_files, rows, metadata)
+
+    def _merge_project_files(self, rows: list[ModelRow], metadata: dict) -> None:
+        thresholds = project_files.thresholds_from_metadata(metadata)
+        if thresholds and not self.state.run_id:
+            self.state.warning_share, self.state.critical_share = thresholds
+        for row in rows:
+            self.state.add_model(row)
+        self.refresh_tick()
+
+    # ----- the store (lazy, created in a worker thread) ---------------------------
+    def get_store(self) -> ModelStoreLike | None:
+        with self._store_lock:
+            if self._store is None and not self._store_error:
+                try:
+                    self._store = self.store_factory(self.paths.root)
+                except (MiloError, ImportError, OSError) as exc:
+                    self._store_error = f"The model store cannot be opened: {exc}"
+            return self._store
+
+    @work(thread=True, group="extract")
+    def extract_for(self, screen: DetailScreen) -> None:
+        """Extract the screen's model off the UI thread, then hand the details to the screen."""
+        store = self.get_store()
+        details = gather_details(store, self.paths, screen.row, self._store_error, self.perf_clock)
+        self.call_from_thread(screen.show_details, details)
+
+    # ----- actions ----------------------------------------------------------------
+    @property
+    def browser(self) -> ModelBrowser:
+        return self.main_screen.query_one(ModelBrowser)
+
+    def action_show_tab(self, tab: str) -> None:
+        if self.screen is not self.main_screen:
+            return
+        self.main_screen.query_one("TabbedContent").active = tab  # type: ignore[attr-defined]
+        self.refresh_tick(force_all=True)
+        if tab == "models":
+            self.browser.table.focus()
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.refresh_tick(force_all=True)
+
+    def action_focus_filter(self) -> None:
+        self.action_show_tab("models")
+        self.browser.query_one("#browser-filter").focus()
+
+    def _browser_action(self, method: str, *args: Any) -> None:
+        self.action_show_tab("models")
+        getattr(self.browser, method)(*args)
+
+    def action_sort_next(self) -> None:
+        self._browser_action("sort_by_cursor_column")
+
+    def action_sort_by(self, column: str) -> None:
+        self._browser_action("sort_by", column)
+
+    def action_reverse_sort(self) -> None:
+        browser = self.browser
+        if browser.sort_column == BEST:
+            self._browser_action("sort_by", "avg_sn_sp", False)
+        else:
+            self._browser_action("sort_by", browser.sort_column, not browser.sort_descending)
+
+    def action_sort_best(self) -> None:
+        self._browser_action("sort_by", BEST)
+
+    def action_cycle_phase(self) -> None:
+        self._browser_action("cycle_phase_filter")
+
+    def action_set_phase(self, phase: str) -> None:
+        self._browser_action("set_phase_filter", phase)
+
+    def action_cycle_class(self) -> None:
+        self._browser_action("cycle_class_filter")
+
+    def selected_row(self) -> ModelRow | None:
+        if isinstance(self.screen, DetailScreen):
+            return self.screen.row
+        return self.browser.highlighted_row()
+
+    def action_extract(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("No model highlighted: open the Models tab [2] and pick one.", severity="warning")
+            return
+        if isinstance(self.screen, DetailScreen):
+            return
+        self.push_screen(DetailScreen(row))
+
+    def on_model_browser_selected(self, message: ModelBrowser.Selected) -> None:
+        if not isinstance(self.screen, DetailScreen):
+            self.push_screen(DetailScreen(message.row))
+
+    def action_export(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify("No model highlighted: open the Models tab [2] and pick one.", severity="warning")
+            return
+        self.push_screen(ExportDialog(row.model_key, f"{row.model_key}.joblib"), partial(self._export_chosen, row))
+
+    def _export_chosen(self, row: ModelRow, choice: tuple[str, bool] | None) -> None:
+        if choice is not None:
+            path, bundle = choice
+            self.export_model(row, Path(path).expanduser(), bundle)
+
+    @work(thread=True, group="export")
+    def export_model(self, row: ModelRow, dest: Path, bundle: bool) -> None:
+        if not dest.is_absolute():
+            dest = Path.cwd() / dest
+        store = self.get_store()
+        if store is None:
+            self.call_from_thread(self._report_export, None, self._store_error)
+            return
+        try:
+            written = store.export(row.model_key, dest, bundle=bundle, report_row=row.report or None)
+        except MiloError as exc:
+            self.call_from_thread(self._report_export, None, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash
+            self.call_from_thread(self._report_export, None, f"Export failed: {type(exc).__name__}: {exc}")
+            return
+        self.call_from_thread(self._report_export, Path(written), "")
+
+    def _report_export(self, written: Path | None, error: str) -> None:
+        if written is None:
+            self.notify(error, severity="error", timeout=15)
+            self.state.note(self.clock(), "error", "Export failed", error)
+        else:
+            self.notify(f"Exported to {written}", timeout=8)
+            self.state.note(self.clock(), "info", f"Exported to {written}")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # ----- quitting ------------------------------------------------------------------
+    @property
+    def run_is_live(self) -> bool:
+        if self.mode == "run":
+            return self.engine is not None and self.engine.popen.poll() is None and not self.state.is_final
+        return self.state.is_live and pid_alive(self.state.engine_pid)
+
+    def action_quit_app(self) -> None:
+        if not self.run_is_live or self.detached:
+            self.exit(self.result_code())
+            return
+        what = ("This window started it; it runs in its own session." if self.engine is not None
+                else "You are watching it from its journal.")
+        self.push_screen(QuitDialog(what), self._quit_chosen)
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice == "detach":
+            self.detach()
+            self.exit(self.result_code())
+        elif choice == "stop":
+            self.stop_run()
+
+    def detach(self) -> None:
+        """Leave the engine training; it goes on writing events.jsonl for `milo watch`."""
+        self.detached = True
+        if self.source is not None:
+            self.source.detach()
+
+    def stop_run(self) -> None:
+        self.stopping = True
+        if self.engine is not None:
+            self.engine.stop()
+        elif self.state.engine_pid:
+            try:
+                os.kill(self.state.engine_pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError) as exc:
+                self.notify(f"Could not signal the engine: {exc}", severity="error")
+                self.stopping = False
+                return
+        self.notify("Stopping: the engine archives what finished, then exits.", timeout=STOP_TIMEOUT_SECONDS)
+        self.set_timer(STOP_TIMEOUT_SECONDS, lambda: self.exit(self.result_code()))
+
+    def result_code(self) -> int:
+        """0 if the run completed or we detached from a live run; else the run's exit code."""
+        if self.detached or self.state.status == "completed":
+            return EXIT_OK
+        if self.state.exit_code is not None:
+            return self.state.exit_code
+        if self.stopping:
+            return EXIT_INTERRUPTED
+        if self.state.status == "engine_died":
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def on_unmount(self) -> None:
+        if self.source is not None and not self.detached:
+            self.source.detach()
+
+    # ----- command palette ---------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Theme", "Quit"):  # ours remember the theme and ask before quitting
+                yield command
+
+    def palette_commands(self) -> Iterable[tuple[str, str, Callable[[], Any]]]:
+        for key in MAIN_KEYS:
+            yield key.title, f"{key.help} (key {key.shown_key})", partial(self.run_action, key.action)
+        yield "Leave the run training and quit", "Detach: the engine keeps going", self._palette_detach
+        for column in COLUMNS:
+            yield f"Sort by {column.label}", f"Model browser: sort by {column.key}", partial(self.action_sort_by, column.key)
+        for phase in PHASE_FILTERS:
+            yield f"Phase filter: {phase}", "Model browser: show only this phase", partial(self.action_set_phase, phase)
+        for name in self.theme_names:
+            yield f"Theme: {name}", "Switch theme (remembered)", partial(self.set_theme, name)
+
+    def _palette_detach(self) -> None:
+        if self.run_is_live:
+            self.detach()
+        self.exit(self.result_code())
+
+
+def run_app(project: Path, *, mode: Mode, resume: bool = False, force: bool = False) -> int:
+    """Entry point of `milo run` / `milo watch` on a terminal. Returns the process exit code."""
+    app = MiloApp(Path(project), mode, resume=resume, force=force)
+    result = app.run()
+    if app.engine is not None and not app.detached:
+        app.engine.close()
+    return int(result) if result is not None else app.result_code()

@@ -1,0 +1,340 @@
+"""The model browser: every model of the run, best first, re-sortable, filterable.
+
+Built for 10,000+ rows: rows are added incrementally as models finish, the
+DataTable is re-sorted with precomputed keys (no cell parsing), and a filter
+change (debounced while typing) is the only thing that rebuilds the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Static
+
+from milo_tui.tui import formatting as fmt
+from milo_tui.tui.state import ModelRow, RunState
+
+PHASE_FILTERS = ("all", "main", "per-class", "ovr")
+FILTER_DEBOUNCE = 0.25
+FULL_REBUILD_AT = 400  # more changed rows than this in one tick: rebuild instead of patching
+
+
+class RowCell(str):
+    """The first cell of a row: displays the algorithm, carries the row id for sorting."""
+
+    row_id: str
+
+    def __new__(cls, text: str, row_id: str) -> "RowCell":
+        cell = super().__new__(cls, text)
+        cell.row_id = row_id
+        return cell
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    value: Callable[[ModelRow], Any]  # sort value
+    render: Callable[[ModelRow], str]
+    descending_first: bool = False  # metrics: best (highest) first
+
+
+def _metric_column(key: str, label: str, name: str, lower_is_better: bool = False) -> Column:
+    def value(row: ModelRow) -> float:
+        metric = row.metric(name)
+        if metric is None:
+            return float("inf") if lower_is_better else float("-inf")
+        return metric
+
+    return Column(key, label, value, lambda row: fmt.metric(row.metric(name)), not lower_is_better)
+
+
+def _class_text(row: ModelRow) -> str:
+    if row.class_index is None:
+        return row.kind
+    return f"{row.kind}:{row.class_label or row.class_index}"
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("algorithm", "Alg", lambda r: r.algorithm, lambda r: r.algorithm),
+    Column("scaler", "Scaler", lambda r: r.scaler, lambda r: r.scaler),
+    Column("selector", "Selector", lambda r: r.selector, lambda r: r.selector),
+    Column("searcher", "Search", lambda r: r.searcher, lambda r: r.searcher),
+    Column("scorer", "Scorer", lambda r: r.scorer, lambda r: r.scorer),
+    Column("rank", "#", lambda r: r.rank, lambda r: r.rank),
+    Column("kind", "Phase:class", lambda r: (r.kind, r.class_index or 0), _class_text),
+    _metric_column("avg_sn_sp", "SnSp", "avg_sn_sp"),
+    _metric_column("roc_auc", "AUC", "roc_auc"),
+    _metric_column("sensitivity", "Sens", "sensitivity"),
+    _metric_column("specificity", "Spec", "specificity"),
+    _metric_column("f1", "F1", "f1"),
+    _metric_column("accuracy", "Acc", "accuracy"),
+    _metric_column("mcc", "MCC", "mcc"),
+    _metric_column("brier_score", "Brier", "brier_score", lower_is_better=True),
+    Column("key", "Key", lambda r: r.key, lambda r: r.key),
+)
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+BEST = "best"  # the default order: avg_sn_sp, sensitivity, f1 (all descending)
+
+
+def best_key(row: ModelRow) -> tuple:
+    order = row.best_order_key()
+    return (-order[0], -order[1], -order[2], row.row_id)
+
+
+def sort_key_function(sort_column: str, descending: bool) -> Callable[[ModelRow], Any]:
+    """A key for sorted(..., key=) that puts rows in the browser's order (ties: best first)."""
+    if sort_column == BEST:
+        return best_key
+    column = COLUMN_BY_KEY[sort_column]
+    if isinstance(column.value(ModelRow(key="")), float):
+        sign = -1.0 if descending else 1.0
+        return lambda row: (sign * column.value(row), best_key(row))
+    return lambda row: (_Reversed(column.value(row)) if descending else column.value(row), best_key(row))
+
+
+class _Reversed:
+    """Wraps a value so that sorting ascending puts it in descending order."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Reversed") -> bool:
+        return other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.value == self.value
+
+
+def row_matches(row: ModelRow, text: str, phase: str, class_filter: str | None) -> bool:
+    if phase != "all" and row.kind != phase:
+        return False
+    if class_filter is not None and (row.class_label or str(row.class_index)) != class_filter:
+        return False
+    return not text or all(word in row.search_text() for word in text.lower().split())
+
+
+class ModelTable(DataTable):
+    """The DataTable of the browser; Enter (row selected) opens the model details."""
+
+
+class ModelBrowser(Vertical):
+    DEFAULT_CSS = """
+    ModelBrowser { height: 1fr; }
+    ModelBrowser #browser-bar { height: 1; }
+    ModelBrowser #browser-filter { width: 1fr; height: 1; border: none; padding: 0 1; }
+    ModelBrowser #browser-info { width: auto; height: 1; padding: 0 1; color: $text-muted; }
+    ModelBrowser ModelTable { height: 1fr; }
+    """
+
+    class Selected(Message):
+        def __init__(self, row: ModelRow) -> None:
+            super().__init__()
+            self.row = row
+
+    def __init__(self, state: RunState, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+        self.sort_column = BEST
+        self.sort_descending = True
+        self.phase_filter = "all"
+        self.class_filter: str | None = None
+        self.text_filter = ""
+        self.shown: set[str] = set()
+        self._debounce: Timer | None = None
+        self.rebuilds = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="browser-bar"):
+            yield Input(placeholder="/ filter: words in key, class, phase", id="browser-filter")
+            yield Static(id="browser-info")
+        table = ModelTable(id="browser-table", cursor_type="row", zebra_stripes=True)
+        table.cursor_blink = False  # deterministic snapshots, calmer over SSH
+        yield table
+
+    def on_mount(self) -> None:
+        table = self.table
+        for column in COLUMNS:
+            table.add_column(column.label, key=column.key)
+        self.rebuild()
+
+    @property
+    def table(self) -> ModelTable:
+        return self.query_one(ModelTable)
+
+    # ----- what is shown ---------------------------------------------------
+    def visible_rows(self) -> list[ModelRow]:
+        rows = [r for r in self.state.models.values()
+                if row_matches(r, self.text_filter, self.phase_filter, self.class_filter)]
+        rows.sort(key=sort_key_function(self.sort_column, self.sort_descending))
+        return rows
+
+    def rebuild(self) -> None:
+        """Clear and refill the table (filter change, or a large batch of changed rows)."""
+        table = self.table
+        keep = self.highlighted_row_id()
+        table.clear()
+        self.shown = set()
+        for row in self.visible_rows():
+            table.add_row(*self._cells(row), key=row.row_id)
+            self.shown.add(row.row_id)
+        self.rebuilds += 1
+        self._restore_cursor(keep)
+        self.update_info()
+
+    def add_changed(self, row_ids: list[str]) -> None:
+        """New or updated rows since the last tick: add/patch them, then re-sort once."""
+        if not row_ids:
+            return
+        if len(row_ids) > FULL_REBUILD_AT:
+            self.rebuild()
+            return
+        table = self.table
+        keep = self.highlighted_row_id()
+        added = False
+        for row_id in dict.fromkeys(row_ids):
+            row = self.state.models.get(row_id)
+            if row is None or not row_matches(row, self.text_filter, self.phase_filter, self.class_filter):
+                continue
+            cells = self._cells(row)
+            if row_id in self.shown:
+                for column, cell in zip(COLUMNS, cells):
+                    table.update_cell(row_id, column.key, cell)
+            else:
+                table.add_row(*cells, key=row_id)
+                self.shown.add(row_id)
+            added = True
+        if added:
+            self._sort_table()
+            self._restore_cursor(keep)
+            self.update_info()
+
+    def _cells(self, row: ModelRow) -> list[Any]:
+        cells: list[Any] = [RowCell(row.algorithm or "?", row.row_id)]
+        for column in COLUMNS[1:]:
+            rendered = column.render(row)
+            cells.append(Text(rendered) if column.key in ("key", "kind") else rendered)
+        return cells
+
+    def _sort_table(self) -> None:
+        rows = self.state.models
+        order_key = sort_key_function(self.sort_column, self.sort_descending)
+        placeholder = ModelRow(key="")
+        self.table.sort(COLUMNS[0].key, key=lambda cell: order_key(rows.get(cell.row_id, placeholder)))
+
+    def _restore_cursor(self, row_id: str | None) -> None:
+        table = self.table
+        if row_id is None or row_id not in self.shown:
+            return
+        try:
+            index = table.get_row_index(row_id)
+        except Exception:  # noqa: BLE001 - the row vanished between calls
+            return
+        table.move_cursor(row=index, animate=False, scroll=True)
+
+    def highlighted_row_id(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - cursor outside the table
+            return None
+
+    def highlighted_row(self) -> ModelRow | None:
+        row_id = self.highlighted_row_id()
+        return self.state.models.get(row_id) if row_id else None
+
+    def update_info(self) -> None:
+        label = "best" if self.sort_column == BEST else COLUMN_BY_KEY[self.sort_column].label
+        arrow = "" if self.sort_column == BEST else (" ↓" if self.sort_descending else " ↑")
+        class_text = self.class_filter if self.class_filter is not None else "all"
+        info = (f"{len(self.shown)}/{len(self.state.models)} · sort {label}{arrow} · "
+                f"phase {self.phase_filter} · class {class_text}")
+        self.query_one("#browser-info", Static).update(Text(info))
+
+    # ----- actions -----------------------------------------------------------
+    def sort_by(self, column_key: str, descending: bool | None = None) -> None:
+        if column_key == BEST:
+            self.sort_column, self.sort_descending = BEST, True
+        else:
+            column = COLUMN_BY_KEY[column_key]
+            if descending is None:
+                descending = (not self.sort_descending) if self.sort_column == column_key else column.descending_first
+            self.sort_column, self.sort_descending = column_key, descending
+        keep = self.highlighted_row_id()
+        self._sort_table()
+        self._restore_cursor(keep)
+        self.update_info()
+
+    def sort_by_cursor_column(self) -> None:
+        """Sort by the column under the cursor (press again to reverse)."""
+        table = self.table
+        index = table.cursor_column if table.cursor_type == "cell" else None
+        if index is None:
+            # Row cursor: cycle through the columns, metrics first.
+            order = [BEST] + [c.key for c in COLUMNS if c.descending_first] + [c.key for c in COLUMNS if not c.descending_first]
+            position = order.index(self.sort_column) if self.sort_column in order else 0
+            self.sort_by(order[(position + 1) % len(order)])
+            return
+        self.sort_by(COLUMNS[index].key)
+
+    def set_phase_filter(self, phase: str) -> None:
+        self.phase_filter = phase
+        self.rebuild()
+
+    def cycle_phase_filter(self) -> None:
+        position = PHASE_FILTERS.index(self.phase_filter)
+        self.set_phase_filter(PHASE_FILTERS[(position + 1) % len(PHASE_FILTERS)])
+
+    def cycle_class_filter(self) -> None:
+        labels = self.class_choices()
+        options: list[str | None] = [None, *labels]
+        position = options.index(self.class_filter) if self.class_filter in options else 0
+        self.class_filter = options[(position + 1) % len(options)]
+        self.rebuild()
+
+    def class_choices(self) -> list[str]:
+        if self.state.class_labels:
+            return list(self.state.class_labels)
+        seen = {r.class_label or str(r.class_index) for r in self.state.models.values() if r.class_index is not None}
+        return sorted(seen)
+
+    def set_text_filter(self, text: str, immediate: bool = False) -> None:
+        self.text_filter = text.strip()
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        if immediate:
+            self.rebuild()
+        else:
+            self._debounce = self.set_timer(FILTER_DEBOUNCE, self.rebuild)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "browser-filter":
+            event.stop()
+            self.set_text_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "browser-filter":
+            event.stop()
+            self.set_text_filter(event.value, immediate=True)
+            self.table.focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        row = self.state.models.get(str(event.row_key.value))
+        if row is not None:
+            self.post_message(self.Selected(row))

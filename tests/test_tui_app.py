@@ -1,0 +1,327 @@
+"""Pilot tests: every action of the app, driven by keys, against fake engines and fake stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from milo_tui.events import read_journal
+from milo_tui.tui.app import MiloApp
+from milo_tui.tui.keymap import MAIN_KEYS
+from milo_tui.tui.screens.detail import DetailScreen
+from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog, keys_table
+from milo_tui.tui.settings import load_settings
+from milo_tui.tui.sources import pid_alive
+from milo_tui.tui.widgets.browser import COLUMNS
+from tui_fakes import sync, FakeStore, fake_engine_starter, make_finished_project, metrics_for, model_keys
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+async def wait_for(pilot, predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+async def settle(pilot, app: MiloApp) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.05)
+    app.refresh_tick(force_all=True)
+    await pilot.pause(0.05)
+
+
+def table_row_ids(app: MiloApp) -> list[str]:
+    table = app.browser.table
+    return [row.key.value for row in table.ordered_rows]
+
+
+@pytest.fixture
+def finished(tmp_path):
+    return make_finished_project(tmp_path / "demo", n_models=30)
+
+
+def watch_app(paths, **kw) -> MiloApp:
+    store = kw.pop("store", None)
+    return MiloApp(paths.root, "watch", store_factory=(lambda root: store) if store else FakeStore, **kw)
+
+
+@sync
+async def test_watch_replays_a_finished_project(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.status == "completed" and len(app.state.models) == 30)
+        await settle(pilot, app)
+        assert all(row.report for row in app.state.models.values())  # report.csv merged in
+        await pilot.press("q")  # finished run: quits at once
+    assert app.return_value == 0
+
+
+@sync
+async def test_sort_reverse_and_best_first(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2")
+        await settle(pilot, app)
+        keys = model_keys(30)
+        by_best = sorted(range(30), key=lambda i: tuple(-metrics_for(i)[m] for m in ("avg_sn_sp", "sensitivity", "f1")))
+        assert table_row_ids(app)[0] == keys[by_best[0]]
+        await pilot.press("s", "s")  # best -> SnSp -> AUC (descending)
+        assert app.browser.sort_column == "roc_auc"
+        aucs = [app.state.models[k].metric("roc_auc") for k in table_row_ids(app)]
+        assert aucs == sorted(aucs, reverse=True)
+        await pilot.press("r")
+        aucs = [app.state.models[k].metric("roc_auc") for k in table_row_ids(app)]
+        assert aucs == sorted(aucs)
+        await pilot.press("b")
+        assert table_row_ids(app)[0] == keys[by_best[0]]
+        app.action_sort_by("algorithm")
+        algs = [app.state.models[k].algorithm for k in table_row_ids(app)]
+        assert algs == sorted(algs)
+
+
+@sync
+async def test_filter_by_text_phase_and_class(tmp_path):
+    paths = make_finished_project(tmp_path / "multi", n_models=14, class_labels=("a", "b", "c"))
+    app = watch_app(paths)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 14 * 4)
+        await pilot.press("slash", "k", "n", "n", "enter")
+        await settle(pilot, app)
+        ids = table_row_ids(app)
+        assert ids and all(app.state.models[i].algorithm == "knn" for i in ids)
+        assert len(ids) == 2 * 4  # two knn models, each with 3 per-class rows
+        await pilot.press("p")  # phase: main
+        assert all(app.state.models[i].kind == "main" for i in table_row_ids(app))
+        await pilot.press("p", "c")  # phase: per-class; class: a
+        ids = table_row_ids(app)
+        assert len(ids) == 2 and all(app.state.models[i].class_label == "a" for i in ids)
+        app.browser.set_text_filter("", immediate=True)
+        await pilot.press("p", "p", "c", "c", "c")  # phase all, class back to all
+        assert len(table_row_ids(app)) == 14 * 4
+
+
+@sync
+async def test_extract_shows_pipeline_metrics_confusion_and_roc(finished):
+    store = FakeStore(finished.root)
+    app = watch_app(finished, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2")
+        await settle(pilot, app)
+        first = table_row_ids(app)[0]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.details is not None)
+        screen = app.screen
+        assert store.opened == [first]
+        assert [s.class_name for s in screen.details.steps] == ["StandardScaler", "LogisticRegression"]
+        assert screen.details.steps[1].params == {"C": "0.5", "max_iter": "500"}
+        assert str(screen.query_one("#detail-roc").render()).count("█") > 10
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+        await pilot.press("x")  # the other extract key
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.details is not None)
+
+
+@sync
+async def test_extraction_failure_is_shown_not_fatal(finished):
+    keys = model_keys(30)
+    store = FakeStore(finished.root, fail_keys=set(keys))
+    app = watch_app(finished, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "x")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.details is not None)
+        assert "does not match its recorded hash" in app.screen.details.error
+        assert app.screen.details.report  # metrics still shown from report.csv
+
+
+@sync
+async def test_extraction_does_not_block_the_ui(finished):
+    store = FakeStore(finished.root, delay=4.0)
+    store.open_model("warm-up")  # import sklearn now: only the extraction's wait is measured
+    store.opened.clear()
+    app = watch_app(finished, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "x")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("escape")  # keys are handled while the worker sleeps
+        await wait_for(pilot, lambda: not isinstance(app.screen, DetailScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert store.opened == []  # the extraction had not finished when the keys were handled
+        await app.workers.wait_for_complete()
+        assert len(store.opened) == 1
+
+
+@sync
+async def test_export_to_a_typed_path(finished, tmp_path):
+    store = FakeStore(finished.root)
+    app = watch_app(finished, store=store)
+    target = tmp_path / "out" / "best.joblib"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "e")
+        assert isinstance(app.screen, ExportDialog)
+        field = app.screen.query_one("#export-path")
+        field.value = ""
+        await pilot.press(*str(target))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(store.exported))
+        first = table_row_ids(app)[0]
+    key, dest, bundle = store.exported[0]
+    assert key == first and dest == target and not bundle
+    assert target.read_bytes().startswith(b"fake model")
+
+
+@sync
+async def test_theme_switch_is_remembered(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == "milo-dark"
+        palette_dark = dict(app.palette)
+        await pilot.press("t")
+        chosen = app.theme
+        assert chosen != "milo-dark"
+        assert load_settings()["theme"] == chosen
+        assert app.palette != palette_dark
+    again = watch_app(finished)
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == chosen
+        assert again.palette != palette_dark
+
+
+@sync
+async def test_help_and_palette_offer_every_action(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        import io
+
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=120, record=True)
+        assert app.screen.query_one("#help-keys")
+        console.print(keys_table())
+        help_text = console.export_text()
+        for key in MAIN_KEYS:
+            assert key.title in help_text
+        await pilot.press("escape")
+        titles = [name for name, _, _ in app.palette_commands()]
+        for key in MAIN_KEYS:
+            assert key.title in titles
+        for column in COLUMNS:
+            assert f"Sort by {column.label}" in titles
+        assert {"Theme: milo-light", "Theme: milo-high-contrast"} <= set(titles)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Theme: milo-light")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.theme == "milo-light")
+
+
+@sync
+async def test_run_to_completion_with_an_engine(tmp_path):
+    project = tmp_path / "live"
+    project.mkdir()
+    app = MiloApp(project, "run", store_factory=FakeStore, engine_starter=fake_engine_starter(models=40, delay=0.002))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.status == "completed")
+        await settle(pilot, app)
+        assert len(app.state.models) == 40 and app.state.completed == 40
+        await pilot.press("q")
+    assert app.return_value == 0
+    assert app.engine.popen.wait(5) == 0
+
+
+@sync
+async def test_quit_and_detach_then_watch_again_and_stop(tmp_path):
+    project = tmp_path / "bg"
+    project.mkdir()
+    app = MiloApp(project, "run", store_factory=FakeStore, engine_starter=fake_engine_starter(models=10, hold=60))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.completed == 10)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitDialog)
+        await pilot.press("d")
+    assert app.return_value == 0
+    engine = app.engine.popen
+    try:
+        assert engine.poll() is None  # still training in the background
+        watcher = MiloApp(project, "watch", store_factory=FakeStore)
+        async with watcher.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: watcher.state.completed == 10 and watcher.state.is_live)
+            watcher.state.engine_pid = engine.pid  # the fake engine reports the test's pid in run_started
+            await pilot.press("q")
+            assert isinstance(watcher.screen, QuitDialog)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: engine.poll() is not None, timeout=15)
+            await wait_for(pilot, lambda: watcher.state.status == "interrupted", timeout=15)
+        assert engine.returncode == 4
+        assert watcher.return_value == 4
+        statuses = [e.data.get("status") for e in read_journal(project / "events.jsonl").events if e.type == "run_finished"]
+        assert statuses == ["interrupted"]
+    finally:
+        if engine.poll() is None:
+            os.kill(engine.pid, signal.SIGKILL)
+
+
+@sync
+async def test_quit_and_stop_a_run(tmp_path):
+    project = tmp_path / "stop"
+    project.mkdir()
+    app = MiloApp(project, "run", store_factory=FakeStore, engine_starter=fake_engine_starter(models=5, hold=60))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.completed == 5)
+        await pilot.press("q")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running, timeout=15)
+    assert app.return_value == 4
+    assert app.engine.popen.poll() == 4
+
+
+@sync
+async def test_engine_death_is_reported_and_browsing_goes_on(tmp_path):
+    project = tmp_path / "dies"
+    project.mkdir()
+    app = MiloApp(project, "run", store_factory=FakeStore, engine_starter=fake_engine_starter(models=20, die_after=30))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.status == "engine_died")
+        await settle(pilot, app)
+        assert app.state.exit_code == 9
+        assert "fake engine crash" in app.state.engine_stderr
+        assert "ENGINE DIED (exit 9)" in str(app.main_screen.query_one("#status-line").render())
+        models = len(app.state.models)
+        assert models > 0
+        await pilot.press("2")
+        await settle(pilot, app)
+        assert len(table_row_ids(app)) == models
+        await pilot.press("q")  # nothing live: no question
+    assert app.return_value == 9
+
+
+@sync
+async def test_garbled_journal_lines_are_reported(tmp_path):
+    paths = make_finished_project(tmp_path / "g", n_models=5)
+    with open(paths.events, "ab") as handle:
+        handle.write(b"{not json\n")
+    app = watch_app(paths)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.decode_errors == 1)
+        assert app.state.status == "completed"

@@ -1,0 +1,152 @@
+"""RunState, charts, project files, themes and settings: the plain-Python side of the TUI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from milo_tui import events as ev
+from milo_tui.tui import charts, project_files
+from milo_tui.tui.settings import load_settings, save_setting, settings_path
+from milo_tui.tui.state import ModelRow, RunState, split_key
+from tui_fakes import make_finished_project, metrics_for, model_keys, synthetic_run, to_events
+
+
+def run_state(n_models: int = 20, **kw) -> RunState:
+    state = RunState()
+    state.apply_batch(to_events(synthetic_run(n_models, **kw)))
+    return state
+
+
+def test_full_run_folds_into_counts_best_and_status():
+    state = run_state(20)
+    assert state.status == "completed" and state.is_final and not state.is_live
+    assert state.completed == 20 and state.total_models == 20 and state.progress == 1.0
+    assert len(state.models) == 20
+    expected = max(range(20), key=lambda i: tuple(metrics_for(i)[m] for m in ("avg_sn_sp", "sensitivity", "f1")))
+    assert state.best_model.key == model_keys(20)[expected]
+    assert state.memory_status in ("green", "yellow", "red")
+    assert state.storage["models_saved"] == 20
+    assert state.exit_code == 0
+
+
+def test_eta_uses_the_rate_of_this_run():
+    events = to_events(synthetic_run(10, status=None), step=1.0)
+    state = RunState()
+    # stop after the 5th model_finished
+    finished = 0
+    for event in events:
+        state.apply(event)
+        if event.type == ev.MODEL_FINISHED:
+            finished += 1
+            if finished == 5:
+                break
+    elapsed = state.last_ts - state.started_ts
+    assert state.eta_seconds == pytest.approx(elapsed / 5 * 5)
+    assert 0 < state.progress < 1
+
+
+def test_unknown_types_and_bad_payloads_are_survived():
+    state = RunState()
+    state.apply(ev.Event("from_the_future", {"x": 1}, seq=0, ts=1.0))
+    state.apply(ev.Event(ev.MODEL_FINISHED, {"key": "a__b__lr__grid__f1__0", "metrics": "oops"}, seq=1, ts=2.0))
+    state.apply(ev.Event(ev.MEMORY, {"used_bytes": "lots", "limit_bytes": None}, seq=2, ts=3.0))
+    state.apply_batch([], errors=["not JSON: boom"])
+    assert state.decode_errors == 1
+    assert "a__b__lr__grid__f1__0" in state.models
+    assert any("garbled" in e.message for e in state.log)
+
+
+def test_predictive_alert_shows_until_the_trend_clears():
+    state = RunState()
+    state.apply(ev.Event(ev.ALERT, {"level": "predictive", "message": "critical in 60 s", "detail": ""}, seq=0, ts=1))
+    assert state.predictive_alert.message == "critical in 60 s"
+    state.apply(ev.Event(ev.MEMORY, {"status": "green", "used_bytes": 1, "limit_bytes": 10,
+                                     "seconds_to_critical": None, "seconds_to_limit": None}, seq=1, ts=2))
+    assert state.predictive_alert is None
+
+
+def test_engine_death_without_run_finished_is_reported():
+    state = RunState()
+    state.apply_batch(to_events(synthetic_run(5, status=None)))
+    state.engine_exited(9, "RuntimeError: boom", ts=5.0)
+    assert state.status == "engine_died" and state.exit_code == 9
+    assert state.log[-1].detail == "RuntimeError: boom"
+    assert len(state.models) == 5  # what finished stays browsable
+
+
+def test_per_class_rows_do_not_collide_with_their_main_model():
+    state = RunState()
+    main = ModelRow(key="std__none__lr__grid__f1__0", class_type="multiclass", metrics={"avg_sn_sp": 0.8})
+    per_class = ModelRow(key="std__none__lr__grid__f1__0", class_type="ovr", class_index=1, phase="main", archive="")
+    ovr = ModelRow(key="std__none__lr__grid__f1__0_ovr_class_1", class_type="ovr", class_index=1, phase="ovr")
+    for row in (main, per_class, ovr):
+        state.add_model(row)
+    assert len(state.models) == 3
+    assert [r.kind for r in (main, per_class, ovr)] == ["main", "per-class", "ovr"]
+    assert state.best_model is main
+    assert split_key(ovr.key)["algorithm"] == "lr"
+
+
+def test_report_rows_are_preferred_over_event_rows(tmp_path: Path):
+    paths = make_finished_project(tmp_path / "p", n_models=6, class_labels=("a", "b", "c"))
+    rows = project_files.read_report_rows(paths)
+    assert len(rows) == 6 * 4  # main rows + 3 per-class rows each
+    state = RunState()
+    for row in rows:
+        state.add_model(row)
+    state.apply_batch(to_events(synthetic_run(6, class_labels=("a", "b", "c"))))
+    assert all(row.report for row in state.models.values())
+    assert project_files.read_class_results(paths, "../escape") is None
+    assert project_files.read_class_results(paths, rows[0].key)["class_type"] == "multiclass"
+
+
+def test_memory_graph_draws_both_thresholds_and_labels_them():
+    lines = charts.memory_graph([10, 50, 80, 95], width=30, height=10)
+    text = ["".join(chunk for chunk, _ in line) for line in lines]
+    assert len(text) == 10 and all(len(t) == 30 for t in text)
+    assert any(t.startswith(" 75%┤") and charts.WARN_CHAR in t for t in text)
+    assert any(t.startswith(" 85%┤") and charts.CRIT_CHAR in t for t in text)
+    tags = {tag for line in lines for _, tag in line}
+    assert {"ok", "warn", "crit"} <= tags
+
+
+def test_roc_chart_follows_the_curve():
+    lines = charts.roc_chart([0, 0, 1], [0, 1, 1], width=24, height=8)
+    text = ["".join(chunk for chunk, _ in line) for line in lines]
+    assert text[0].startswith("1.0┤") and text[0].count("█") >= 18  # a perfect model hugs the top
+    assert charts.progress_bar(0.5, 10) == "█████░░░░░"
+
+
+def test_settings_respect_xdg_config_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    save_setting("theme", "milo-light")
+    assert settings_path() == tmp_path / "milo" / "settings.json"
+    assert load_settings() == {"theme": "milo-light"}
+    settings_path().write_text("{broken")
+    assert load_settings() == {}
+
+
+def test_shipped_themes_load_and_bad_user_themes_are_reported(tmp_path):
+    pytest.importorskip("textual")
+    from milo_tui.tui.themes import SHIPPED_THEMES_DIR, load_themes
+
+    (tmp_path / "bad.toml").write_text('name = "x"\nprimary = "not-a-colour"\n')
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#ff0000"\n')
+    themes, problems = load_themes([SHIPPED_THEMES_DIR, tmp_path])
+    names = [t.name for t in themes]
+    assert names[0] == "milo-dark"
+    assert {"milo-light", "milo-high-contrast", "mine"} <= set(names)
+    assert len(problems) == 1 and "bad.toml" in problems[0]
+
+
+def test_state_module_does_not_import_textual():
+    import subprocess
+    import sys
+
+    code = ("import sys; import milo_tui.tui.state, milo_tui.tui.project_files, milo_tui.tui.charts, "
+            "milo_tui.tui.sources, milo_tui.tui.extraction; print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
