@@ -75,7 +75,7 @@ class ExportDialog(ModalScreen[tuple[str, bool] | None]):
             yield Static(Text(self.key))
             yield Static("Path (relative paths start in the folder milo was started from):", markup=False)
             yield Input(value=self.default_path, id="export-path")
-            yield Checkbox("Bundle: model + its report row + curves", id="export-bundle")
+            yield Checkbox("Bundle: a folder with model, metrics and params", id="export-bundle")
             with Horizontal():
                 yield Button("Export", id="export", variant="primary")
                 yield Button("Cancel", id="cancel")
