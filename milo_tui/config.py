@@ -156,7 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory", "critical_grace", 30.0, "seconds memory may stay critical with nothing training before the run stops safely", _float(0.5, 3600)),
     Setting("memory", "ovr_policy", "skip", "if the OvR phase does not fit in memory: \"skip\" it or \"stop\" the run", _choice("skip", "stop")),
     Setting("storage", "batch_models", 50, "models per archive batch (one gzip member)", _int(1, 100000)),
-    Setting("storage", "batch_bytes", 64_000_000, "uncompressed bytes that also close a batch, e.g. \"64MB\"", _size),
+    Setting("storage", "batch_bytes", 4_000_000, "uncompressed bytes that also close a batch, e.g. \"4MB\" (extraction decompresses one batch)", _size),
     Setting("storage", "compression_level", 6, "gzip level of the archives (1 fastest, 9 smallest)", _int(1, 9)),
     Setting("storage", "cache_models", 8, "loaded models kept in memory by the model browser", _int(0, 1000)),
     Setting("storage", "cache_bytes", 256_000_000, "bytes of loaded models kept in memory", _size),

@@ -41,7 +41,7 @@ from milo_tui.memory.report import effective_used, memory_event
 from milo_tui.memory.status import RED, Thresholds
 from milo_tui.project import ProjectPaths, atomic_write_json
 from milo_tui.storage.archive import ArchiveWriter
-from milo_tui.storage.stats import project_storage_stats
+from milo_tui.storage.stats import live_storage_stats, project_storage_stats
 
 STATUS_EXIT = {
     "completed": EXIT_OK, "stopped_memory": EXIT_STOPPED_MEMORY, "interrupted": EXIT_INTERRUPTED,
@@ -161,7 +161,8 @@ class Run:
                 if stray.stem not in done_keys:
                     stray.unlink()
             writer = ArchiveWriter(self.paths.archive(name), source, batch_models=st["batch_models"],
-                                   batch_bytes=st["batch_bytes"], level=st["compression_level"])
+                                   batch_bytes=st["batch_bytes"], level=st["compression_level"],
+                                   on_batch=self._on_batch)
             writer.recover()
             self.writers[name] = writer
 
@@ -188,8 +189,13 @@ class Run:
                                              forecast, self.completed, self.total, remaining,
                                              used=effective_used(sample, self.limit)))
 
+    def _on_batch(self, batch) -> None:
+        """Every batch appended to an archive: say so, with the storage statistics it changed."""
+        self.emit(ev.ARCHIVE_BATCH, **batch.as_event())
+        self._storage_event()
+
     def _storage_event(self) -> None:
-        self.emit(ev.STORAGE, **project_storage_stats(self.paths.root).as_event())
+        self.emit(ev.STORAGE, **live_storage_stats(self.paths.root, self.writers.values()).as_event())
 
     # -- the loop ----------------------------------------------------------------
 
@@ -279,6 +285,11 @@ class Run:
                   phases={"main": main_total, "ovr": ovr_total}, already_done=self.completed,
                   memory_limit_bytes=self.limit.bytes, memory_limit_source=self.limit.source,
                   config=cfg.as_dict())
+        dropped = summary.dropped_rows
+        if dropped["train"] or dropped["test"]:
+            self.emit(ev.LOG, level="warning", message=(
+                f"Dropped rows with missing values: {dropped['train']} of the train CSV and "
+                f"{dropped['test']} of the test CSV ({summary.train_rows} and {summary.test_rows} remain)."))
         self.monitor = MemoryMonitor(os.getpid(), mem["sample_interval"], self._on_sample,
                                      roles=self._roles)
         self.monitor.start()
@@ -404,10 +415,7 @@ class Run:
                                                        "specificity", "f1", "mcc", "brier_score")},
                       train_seconds=row["train_seconds"], peak_memory_mb=row["peak_memory_mb"],
                       model_bytes=row["model_bytes"], completed=self.completed, total=self.total)
-            batch = self.writers[row["archive"]].add(row["key"])
-            if batch is not None:
-                self.emit(ev.ARCHIVE_BATCH, **batch.as_event())
-                self._storage_event()
+            self.writers[row["archive"]].add(row["key"])
 
     def _record_failure(self, unit: Unit, status: str, reason: str) -> None:
         if status == "skipped":
@@ -480,9 +488,7 @@ class Run:
 
     def _flush_archives(self) -> None:
         for writer in self.writers.values():
-            batch = writer.flush()
-            if batch is not None:
-                self.emit(ev.ARCHIVE_BATCH, **batch.as_event())
+            writer.flush()
         self._storage_event()
 
     def _close_books(self, status: str, message: str) -> tuple[str, str]:
@@ -511,6 +517,8 @@ class Run:
         self.emit(ev.RUN_FINISHED, status=status, exit_code=STATUS_EXIT.get(status, EXIT_FAILED),
                   models_completed=self.completed, models_failed=self.failed, models_skipped=self.skipped,
                   seconds=round(time.time() - self.started, 3), best=best, message=message)
+        for writer in self.writers.values():
+            writer.close()
         if self.events is not None:
             self.events.close()
         self.paths.pid_file.unlink(missing_ok=True)

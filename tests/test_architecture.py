@@ -1,0 +1,28 @@
+"""Only milo_tui.tui may import textual: the engine, memory and storage parts stay plain Python."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_linter_contract_holds():
+    result = subprocess.run([sys.executable, "-m", "importlinter.cli", "--config", str(ROOT / "pyproject.toml")],
+                            cwd=ROOT, capture_output=True, text=True)
+    if "No module named" in result.stderr:
+        result = subprocess.run(["lint-imports", "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+                                capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_core_modules_import_without_textual():
+    code = (
+        "import sys, importlib\n"
+        "sys.modules['textual'] = None\n"  # any import of textual now fails
+        "for name in ['milo_tui.cli', 'milo_tui.engine.runner', 'milo_tui.engine.worker', "
+        "'milo_tui.storage.store', 'milo_tui.memory.governor', 'milo_tui.events', 'milo_tui.launcher']:\n"
+        "    importlib.import_module(name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
