@@ -294,3 +294,15 @@ def sync(test):
         return asyncio.run(test(*args, **kwargs))
 
     return wrapper
+
+
+def split_for_bench(count: int) -> list:
+    """`count` browser rows with realistic keys and metrics (benchmarks, scale tests)."""
+    from milo_tui.tui.state import ModelRow, split_key
+
+    return [ModelRow(key=key, metrics=metrics_for(i), **split_key(key)) for i, key in enumerate(model_keys_unique(count))]
+
+
+def model_keys_unique(count: int) -> list[str]:
+    """Like model_keys, with the rank part made unique so any count has distinct keys."""
+    return [f"{key.rsplit('__', 1)[0]}__{i}" for i, key in enumerate(model_keys(count))]

@@ -41,7 +41,7 @@ def status_line(state: RunState, mode: str, project_name: str, palette: dict[str
         text.append(f" · ETA {fmt.duration(state.eta_seconds)}")
     best = state.best_model
     if best is not None:
-        text.append(f" · best {best.algorithm}/{best.scaler}/{best.selector} SnSp {fmt.metric(best.metric('avg_sn_sp'))}")
+        text.append(f" · best {fmt.metric(best.metric('avg_sn_sp'))} {best.algorithm}/{best.scaler}/{best.selector}")
     return text
 
 

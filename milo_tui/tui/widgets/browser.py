@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rich.cells import cell_len
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
+from textual.geometry import Size
 from textual.widgets import DataTable, Input, Static
+from textual.widgets._data_table import DuplicateKey, Row, RowKey
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.state import ModelRow, RunState
@@ -122,8 +126,65 @@ def row_matches(row: ModelRow, text: str, phase: str, class_filter: str | None) 
     return not text or all(word in row.search_text() for word in text.lower().split())
 
 
+def _plain(text: str) -> str:
+    return escape(text) if "[" in text else text
+
+
 class ModelTable(DataTable):
-    """The DataTable of the browser; Enter (row selected) opens the model details."""
+    """The DataTable of the browser; Enter (row selected) opens the model details.
+
+    DataTable measures every cell of every new row with rich and pays a reactive
+    update per add_row; at 10,000 rows that is seconds. Our cells are one-line
+    plain text, so widths are their cell lengths, and bulk loads set the row
+    bookkeeping once. Both lean on DataTable internals (textual 8.x); if those
+    change, `_fast_paths` turns off and the public API is used instead.
+    """
+
+    _fast_paths = hasattr(DataTable, "_update_dimensions") and hasattr(DataTable, "_total_row_height")
+
+    def load_rows(self, rows: list[tuple[str, list[Any]]]) -> None:
+        """Append many rows at once (the table is usually empty: a rebuild)."""
+        if not self._fast_paths:
+            for key, cells in rows:
+                self.add_row(*cells, key=key)
+            return
+        try:
+            was_empty = self.row_count == 0
+            columns = self.ordered_columns
+            for key, cells in rows:
+                row_key = RowKey(key)
+                if row_key in self._row_locations:
+                    raise DuplicateKey(f"The row key {row_key!r} already exists.")
+                self._row_locations[row_key] = len(self._data)
+                self._data[row_key] = {column.key: cell for column, cell in zip(columns, cells)}
+                self.rows[row_key] = Row(row_key, 1, None, False)
+                self._new_rows.add(row_key)
+        except AttributeError:
+            type(self)._fast_paths = False
+            raise
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if was_empty and rows and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()
+        self._update_count += 1
+        self.check_idle()
+
+    def _update_dimensions(self, new_rows) -> None:  # type: ignore[override]
+        if not self._fast_paths:
+            super()._update_dimensions(new_rows)
+            return
+        columns = list(self.columns.values())
+        data = self._data
+        rows = [data[key] for key in new_rows if key in data]
+        for column in columns:
+            texts = [row.get(column.key) or "" for row in rows]
+            width = max((len(t) if t.isascii() else cell_len(t) for t in map(str, texts)), default=0)
+            column.content_width = max(column.content_width, width, cell_len(str(column.label)))
+        self._line_cache.clear()
+        self._styles_cache.clear()
+        total_width = sum(column.get_render_width(self) for column in columns) + self._row_label_column_width
+        header_height = self.header_height if self.show_header else 0
+        self.virtual_size = Size(total_width, self._total_row_height + header_height)
 
 
 class ModelBrowser(Vertical):
@@ -150,6 +211,7 @@ class ModelBrowser(Vertical):
         self.text_filter = ""
         self.shown: set[str] = set()
         self._debounce: Timer | None = None
+        self._cell_cache: dict[str, tuple[ModelRow, list[Any]]] = {}
         self.rebuilds = 0
 
     def compose(self) -> ComposeResult:
@@ -182,10 +244,9 @@ class ModelBrowser(Vertical):
         table = self.table
         keep = self.highlighted_row_id()
         table.clear()
-        self.shown = set()
-        for row in self.visible_rows():
-            table.add_row(*self._cells(row), key=row.row_id)
-            self.shown.add(row.row_id)
+        rows = self.visible_rows()
+        table.load_rows([(row.row_id, self._cells(row)) for row in rows])
+        self.shown = {row.row_id for row in rows}
         self.rebuilds += 1
         self._restore_cursor(keep)
         self.update_info()
@@ -218,10 +279,14 @@ class ModelBrowser(Vertical):
             self.update_info()
 
     def _cells(self, row: ModelRow) -> list[Any]:
-        cells: list[Any] = [RowCell(row.algorithm or "?", row.row_id)]
-        for column in COLUMNS[1:]:
-            rendered = column.render(row)
-            cells.append(Text(rendered) if column.key in ("key", "kind") else rendered)
+        """Plain strings (escaped: DataTable reads str cells as markup); cached per row object,
+        so a filter change re-uses them instead of formatting 10,000 rows again."""
+        cached = self._cell_cache.get(row.row_id)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        cells: list[Any] = [RowCell(_plain(row.algorithm or "?"), row.row_id)]
+        cells.extend(_plain(column.render(row)) for column in COLUMNS[1:])
+        self._cell_cache[row.row_id] = (row, cells)
         return cells
 
     def _sort_table(self) -> None:

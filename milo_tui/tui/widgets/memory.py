@@ -93,8 +93,8 @@ def process_lines(state: RunState, limit_rows: int) -> Text:
     for index, proc in enumerate(rows[:limit_rows]):
         if index:
             text.append("\n")
-        role = str(proc.get("role", "?"))[:6]
-        text.append(f"{role:<6} {proc.get('pid', '?')!s:>7} {fmt.size(proc.get('pss_bytes')):>9}")
+        role = str(proc.get("role", "?"))[:8]
+        text.append(f"{role:<8} {proc.get('pid', '?')!s:>6} {fmt.size(proc.get('pss_bytes')):>8}")
     if len(rows) > limit_rows:
         rest = sum(p.get("pss_bytes") or 0 for p in rows[limit_rows:])
         text.append(f"\n+{len(rows) - limit_rows} more   {fmt.size(rest):>9}")
