@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="milo-bench-config-"))
 
 from milo_tui.tui.app import MiloApp  # noqa: E402
-from milo_tui.tui.state import ModelRow  # noqa: E402
+from milo_tui.runstate import ModelRow  # noqa: E402
 from milo_tui.tui.widgets.browser import best_key  # noqa: E402
 from tui_fakes import FakeStore, fake_engine_starter, metrics_for, model_keys, split_for_bench  # noqa: E402
 

@@ -56,13 +56,20 @@ def cmd_init(args) -> int:
 # -- run / watch -------------------------------------------------------------------
 
 class HeadlessPrinter:
-    """Plain progress lines from engine events: model n/N, elapsed, ETA, best so far."""
+    """Plain progress lines from engine events: model n/N, elapsed, ETA, best so far.
+
+    The events are folded into the same RunState the TUI shows, so both front
+    ends agree on the ETA (from the events' own timestamps, which also makes a
+    replayed journal's ETA right) and on the best model (avg_sn_sp, then
+    sensitivity, then f1; per-class rows of a multi-class model never count).
+    """
 
     def __init__(self, out=sys.stdout) -> None:
+        from milo_tui.runstate import RunState
+
         self.out = out
         self.started = time.monotonic()
-        self.first_done: int | None = None
-        self.best: tuple | None = None
+        self.state = RunState()
         self.exit_code: int | None = None
         self.status: str | None = None
 
@@ -73,27 +80,23 @@ class HeadlessPrinter:
     def handle(self, event) -> None:
         from milo_tui import events as ev
 
+        self.state.apply(event)
         d = event.data
         if event.type == ev.RUN_STARTED:
             phases = d.get("phases", {})
-            self.first_done = d.get("already_done", 0)
             self._line(f"run {d.get('run_id')}: {d.get('total_models')} models "
                        f"({phases.get('main', 0)} main, {phases.get('ovr', 0)} OvR), "
                        f"{d.get('class_type')} {d.get('class_labels')}; memory limit "
                        f"{_size(d.get('memory_limit_bytes'))} ({d.get('memory_limit_source')})"
-                       + (f"; resuming with {self.first_done} done" if d.get("resume") else ""))
+                       + (f"; resuming with {self.state.already_done} done" if d.get("resume") else ""))
         elif event.type == ev.PHASE_CHANGED:
             label = f" class {d.get('class_label')}" if d.get("class_label") is not None else ""
             self._line(f"phase {d.get('phase')}{label}")
         elif event.type == ev.MODEL_FINISHED:
             m = d.get("metrics", {})
-            score = (m.get("avg_sn_sp") or 0, m.get("sensitivity") or 0, m.get("f1") or 0)
-            if self.best is None or score > self.best[0]:
-                self.best = (score, d.get("key"))
             done, total = d.get("completed", 0), d.get("total", 0)
             self._line(f"model {done}/{total} {d.get('key')} avg_sn_sp={_num(m.get('avg_sn_sp'))} "
-                       f"auc={_num(m.get('roc_auc'))} | ETA {self._eta(done, total)} | "
-                       f"best {self.best[1]} ({_num(self.best[0][0])})")
+                       f"auc={_num(m.get('roc_auc'))} | ETA {self._eta()} | {self._best()}")
         elif event.type in (ev.MODEL_FAILED, ev.MODEL_SKIPPED):
             word = "failed" if event.type == ev.MODEL_FAILED else "skipped"
             self._line(f"{word}: {d.get('pipeline')} ({len(d.get('keys', []))} models): {d.get('reason')}")
@@ -114,12 +117,14 @@ class HeadlessPrinter:
             if best:
                 self._line(f"best model: {best.get('key')} (avg_sn_sp {_num(best.get('avg_sn_sp'))})")
 
-    def _eta(self, done: int, total: int) -> str:
-        trained_here = done - (self.first_done or 0)
-        if trained_here <= 0 or total <= done:
-            return "-"
-        rate = (time.monotonic() - self.started) / trained_here
-        return _clock(rate * (total - done))
+    def _eta(self) -> str:
+        """"-" until a model of this run finished, and once none remain."""
+        seconds = self.state.eta_seconds
+        return _clock(seconds) if seconds else "-"
+
+    def _best(self) -> str:
+        best = self.state.best_model
+        return f"best {best.key} ({_num(best.metric('avg_sn_sp'))})" if best is not None else "best -"
 
 
 def _clock(seconds: float) -> str:

@@ -10,7 +10,7 @@ import pytest
 from milo_tui import events as ev
 from milo_tui.tui import charts, project_files
 from milo_tui.tui.settings import load_settings, save_setting, settings_path
-from milo_tui.tui.state import ModelRow, RunState, split_key
+from milo_tui.runstate import ModelRow, RunState, split_key
 from tui_fakes import make_finished_project, metrics_for, model_keys, synthetic_run, to_events
 
 
@@ -146,7 +146,7 @@ def test_state_module_does_not_import_textual():
     import subprocess
     import sys
 
-    code = ("import sys; import milo_tui.tui.state, milo_tui.tui.project_files, milo_tui.tui.charts, "
+    code = ("import sys; import milo_tui.runstate, milo_tui.tui.project_files, milo_tui.tui.charts, "
             "milo_tui.tui.sources, milo_tui.tui.extraction; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -298,7 +298,7 @@ def sync(test):
 
 def split_for_bench(count: int) -> list:
     """`count` browser rows with realistic keys and metrics (benchmarks, scale tests)."""
-    from milo_tui.tui.state import ModelRow, split_key
+    from milo_tui.runstate import ModelRow, split_key
 
     return [ModelRow(key=key, metrics=metrics_for(i), **split_key(key)) for i, key in enumerate(model_keys_unique(count))]
 

@@ -34,7 +34,7 @@ from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
 from milo_tui.tui.screens.main import MainScreen
 from milo_tui.tui.settings import load_settings, save_setting
 from milo_tui.tui.sources import Inbox, JournalSource, PipeSource, pid_alive
-from milo_tui.tui.state import ModelRow, RunState
+from milo_tui.runstate import ModelRow, RunState
 from milo_tui.tui.themes import DEFAULT_THEME, load_themes
 from milo_tui.tui.widgets.browser import BEST, COLUMNS, PHASE_FILTERS, ModelBrowser
 from milo_tui.tui.widgets.palette import palette_from_variables

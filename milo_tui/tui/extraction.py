@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 from milo_tui.errors import MiloError
 from milo_tui.project import ProjectPaths
 from milo_tui.tui.project_files import find_report_row, read_class_results
-from milo_tui.tui.state import ModelRow
+from milo_tui.runstate import ModelRow
 
 MAX_PARAM_CHARS = 60
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from milo_tui.project import ProjectPaths
-from milo_tui.tui.state import METRIC_NAMES, ModelRow, _int_or_none, _number, split_key
+from milo_tui.runstate import METRIC_NAMES, ModelRow, _int_or_none, _number, split_key
 
 csv.field_size_limit(1 << 24)  # best_params cells can be long
 

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from milo_tui.tui.extraction import ModelDetails
-from milo_tui.tui.state import ModelRow
+from milo_tui.runstate import ModelRow
 from milo_tui.tui.widgets import details as render
 
 

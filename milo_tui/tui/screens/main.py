@@ -11,7 +11,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.keymap import MAIN_KEYS
-from milo_tui.tui.state import RunState
+from milo_tui.runstate import RunState
 from milo_tui.tui.widgets.browser import ModelBrowser
 from milo_tui.tui.widgets.eventlog import EventLog
 from milo_tui.tui.widgets.memory import MemoryDashboard, ProcessPanel

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets._data_table import DuplicateKey, Row, RowKey
 
 from milo_tui.tui import formatting as fmt
-from milo_tui.tui.state import ModelRow, RunState
+from milo_tui.runstate import ModelRow, RunState
 
 PHASE_FILTERS = ("all", "main", "per-class", "ovr")
 FILTER_DEBOUNCE = 0.25

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from milo_tui.tui import formatting as fmt
-from milo_tui.tui.state import LogEntry, RunState
+from milo_tui.runstate import LogEntry, RunState
 from milo_tui.tui.widgets.palette import LEVEL_TAGS
 
 

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.charts import memory_graph, progress_bar
-from milo_tui.tui.state import RunState
+from milo_tui.runstate import RunState
 from milo_tui.tui.widgets.palette import LEVEL_TAGS, STATUS_TAGS, STATUS_WORDS, lines_to_text
 
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from milo_tui.tui import formatting as fmt
-from milo_tui.tui.state import RunState
+from milo_tui.runstate import RunState
 
 
 def storage_lines(storage: dict) -> Text:
