@@ -23,7 +23,7 @@ import psutil
 
 from milo_tui import __version__
 from milo_tui import events as ev
-from milo_tui.config import Config
+from milo_tui.config import Config, format_size
 from milo_tui.engine.data import DataSummary, load_data, write_arrays
 from milo_tui.engine.executor import LocalExecutor, Outcome, WorkerHandle
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
@@ -74,6 +74,12 @@ def check_project_state(paths: ProjectPaths, *, resume: bool, force: bool) -> di
     """Refuse to overwrite a finished or unfinished run unless told to. Returns old metadata."""
     import json
 
+    live = live_engine_pid(paths)
+    if live is not None:
+        raise BadInputError(
+            f"An engine (pid {live}) is already training {paths.root}. Nothing was changed. "
+            "Attach to it with `milo watch PROJECT`, or stop it first (quit its TUI with 'stop', or kill it)."
+        )
     if not paths.metadata.exists():
         return None
     try:
@@ -97,6 +103,21 @@ def check_project_state(paths: ProjectPaths, *, resume: bool, force: bool) -> di
     return meta
 
 
+def live_engine_pid(paths: ProjectPaths) -> int | None:
+    """The pid of an engine still training this project, if any (its pid file names a live engine)."""
+    try:
+        pid = int(paths.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return None
+    return pid if "milo_tui.engine" in cmdline else None
+
+
 def clear_outputs(paths: ProjectPaths) -> None:
     import shutil
 
@@ -118,7 +139,6 @@ class Run:
         self.events: ev.EventWriter | None = None
         self.stop_request: StopRun | None = None
         self.inner_jobs = config.search["n_jobs"]
-        self.paused = False
         self.completed = 0
         self.failed = 0
         self.skipped = 0
@@ -130,6 +150,8 @@ class Run:
         self.peak_used = 0
         self.writers: dict[str, ArchiveWriter] = {}
         self.run_id = uuid.uuid4().hex[:12]
+        self.stop_alerted = False
+        self._test_engine_balloon: bytearray | None = None
 
     # -- set-up ----------------------------------------------------------------
 
@@ -169,6 +191,8 @@ class Run:
     # -- events ------------------------------------------------------------------
 
     def emit(self, etype: str, **data) -> None:
+        if etype == ev.ALERT and data.get("message") == ev.MSG_STOPPED:
+            self.stop_alerted = True
         if self.events is not None:
             self.events.emit(etype, **data)
 
@@ -177,13 +201,14 @@ class Run:
         used = effective_used(sample, self.limit)
         self.last_used = used
         self.peak_used = max(self.peak_used, sample.pss)
-        actions = self.governor.on_sample(used)
+        actions = self.governor.on_sample(used, training=len(self.executor.running))
         for action in actions:
             self.actions.put(("action", action))
         self.actions.put(("sample", sample))
 
     def _memory_event(self, sample) -> None:
-        remaining = self.estimator.remaining_peak([u.spec.algorithm for u in self.pending], self.config.run["workers"])
+        remaining = self.estimator.remaining_peak(
+            [(u.spec.algorithm, u.spec.selector, u.spec.searcher) for u in self.pending], self.config.run["workers"])
         forecast = getattr(self.governor, "forecast", None)
         self.emit(ev.MEMORY, **memory_event(sample, self.limit, self.governor.status, self.governor.peak,
                                              forecast, self.completed, self.total, remaining,
@@ -223,7 +248,7 @@ class Run:
             status, message = stop.status, stop.message
         except DiskFullError as exc:
             status, message = "disk_full", str(exc)
-        except Exception as exc:  # recorded, then re-raised after the books are closed
+        except Exception as exc:  # an engine bug: recorded with its traceback in engine.log, books closed
             import traceback
 
             status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -262,8 +287,9 @@ class Run:
         baseline = psutil.Process().memory_info().rss
         self.estimator = FootprintEstimator(summary.fit_rows, summary.features, summary.n_classes,
                                             cv_folds=s["cv_folds"], n_jobs=s["n_jobs"], baseline_bytes=baseline)
-        workers = cfg.run["workers"]
-        self.executor.warm_up(threads_per_worker=max(1, (os.cpu_count() or 1) // (workers * s["n_jobs"])))
+        # One BLAS thread per worker: parallelism comes from workers and n_jobs. On a loaded
+        # shared server, spinning BLAS pools turned a 1 s logistic regression into minutes.
+        self.executor.warm_up(threads_per_worker=1)
 
         pipelines = enumerate_pipelines(cfg)
         per_pipeline = {p.name: models_per_pipeline(p, s["scorers"], s["top_k"], s["random_iterations"])
@@ -293,6 +319,9 @@ class Run:
         self.monitor = MemoryMonitor(os.getpid(), mem["sample_interval"], self._on_sample,
                                      roles=self._roles)
         self.monitor.start()
+        deadline = time.monotonic() + 10
+        while self.monitor.samples == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # no admission decision before the first reading of memory
 
         # Phase 1: every main model.
         self.emit(ev.PHASE_CHANGED, phase="main", class_index=None, class_label=None)
@@ -305,7 +334,9 @@ class Run:
         if do_ovr:
             main_rows = [r for r in model_rows(read_report(self.paths.report)) if r["phase"] == "main"]
             self.emit(ev.PHASE_CHANGED, phase="ovr_check", class_index=None, class_label=None)
-            estimate = max((self.estimator.estimate(a) for a in {r["algorithm"] for r in main_rows}), default=0)
+            # The phase's projected peak: its heaviest pipelines running on every worker at once.
+            estimate = self.estimator.remaining_peak(
+                [(r["algorithm"], r["feature_selector"], r["searcher"]) for r in main_rows], cfg.run["workers"])
             verdict, text = ovr_check(estimate, self.last_used, self.limit, self.thresholds, mem["ovr_policy"])
             self.emit(ev.ALERT, level="info" if verdict == "proceed" else "warning",
                       message=text, detail=f"OvR estimate {estimate} bytes")
@@ -353,7 +384,7 @@ class Run:
             if self.stop_request is not None:
                 raise self.stop_request
             self._handle_actions()
-            while self.pending and len(self.executor.running) < workers and not self.paused:
+            while self.pending and len(self.executor.running) < workers:
                 if not self._start_next():
                     break
             for handle, outcome in self.executor.wait(timeout=0.2):
@@ -362,16 +393,17 @@ class Run:
     def _start_next(self) -> bool:
         unit = self.pending[0]
         unit.estimate = self.estimator.estimate(unit.spec.algorithm, unit.spec.selector, unit.spec.searcher)
-        fits, reason = self.governor.admit(unit.estimate, self.last_used)
-        if not fits:
-            if self.executor.running:
-                return False  # wait: memory comes back when the running models finish
-            self.pending.pop(0)
+        verdict, reason = self.governor.decide(unit.estimate, self.last_used,
+                                               others_running=bool(self.executor.running))
+        if verdict == "wait":  # red, or it fits only once the running models have finished
+            return False
+        self.pending.pop(0)
+        if verdict == "skip":
             self._record_failure(unit, "skipped", f"memory: {reason}")
             return True
-        self.pending.pop(0)
         archive = "main_models" if unit.phase == "main" else "ovr_models"
-        task = TrainTask(phase=unit.phase, spec=unit.spec, n_jobs=self.inner_jobs,
+        n_jobs = 1 if unit.attempt > 1 else self.inner_jobs
+        task = TrainTask(phase=unit.phase, spec=unit.spec, n_jobs=n_jobs,
                          models_dir=str(self.paths.models_dir(archive)), archive=archive,
                          class_index=unit.class_index, ovr_params=unit.ovr_params,
                          attempt=unit.attempt, **self.template)
@@ -388,14 +420,14 @@ class Run:
             self._accept(unit, outcome.result)
         elif outcome.kind == "disk_full":
             raise DiskFullError(outcome.message.splitlines()[0].split(": ", 1)[-1])
-        elif handle.killed_reason.startswith("memory") and unit.attempt == 1:
-            unit.attempt = 2
-            self.emit(ev.LOG, level="warning",
-                      message=f"{unit.spec.name}: {handle.killed_reason}; retrying once with n_jobs=1")
-            self.pending.insert(0, unit)
-            self.inner_jobs = 1
         elif handle.killed_reason.startswith("memory"):
-            self._record_failure(unit, "skipped", f"{handle.killed_reason}; the retry with n_jobs=1 did not fit either")
+            verdict, how = self.governor.after_kill(self._unit_id(unit), unit.estimate)
+            if verdict == "retry":
+                unit.attempt += 1
+                self.emit(ev.LOG, level="warning", message=f"{unit.spec.name}: {handle.killed_reason}; {how}")
+                self.pending.insert(0, unit)
+            else:
+                self._record_failure(unit, "skipped", f"{handle.killed_reason}; {how}")
         else:
             self._record_failure(unit, "failed", outcome.message.strip().splitlines()[0] if outcome.message else "unknown")
         gc.collect()
@@ -416,6 +448,20 @@ class Run:
                       train_seconds=row["train_seconds"], peak_memory_mb=row["peak_memory_mb"],
                       model_bytes=row["model_bytes"], completed=self.completed, total=self.total)
             self.writers[row["archive"]].add(row["key"])
+        self._maybe_test_balloon()
+
+    def _maybe_test_balloon(self) -> None:
+        """Test hook: MILO_TEST_ENGINE_BALLOON="N:MB" makes the engine itself hold MB once N models
+        have finished, like a leak no cleanup can recover: drives the OvR check and the safe stop."""
+        spec = os.environ.get("MILO_TEST_ENGINE_BALLOON")
+        if not spec or self._test_engine_balloon is not None:
+            return
+        after, _, megabytes = spec.partition(":")
+        if self.completed >= int(after):
+            balloon = bytearray(int(megabytes) * 1024 * 1024)
+            for i in range(0, len(balloon), 4096):
+                balloon[i] = 1
+            self._test_engine_balloon = balloon
 
     def _record_failure(self, unit: Unit, status: str, reason: str) -> None:
         if status == "skipped":
@@ -448,14 +494,11 @@ class Run:
             elif name == "Cleanup":
                 report = run_cleanup(item.level, temp_roots=self._temp_roots())
                 self.emit(ev.CLEANUP, **report.as_event())
-            elif name == "PauseStarts":
-                self.paused = True
-            elif name == "ResumeStarts":
-                self.paused = False
             elif name == "SetInnerJobs":
                 self.inner_jobs = item.n_jobs if item.n_jobs else self.config.search["n_jobs"]
             elif name == "StopRun":
-                raise StopRun("stopped_memory", ev.MSG_STOPPED + ". " + getattr(item, "reason", ""))
+                raise StopRun("stopped_memory", f"{ev.MSG_STOPPED}: {item.reason}. Every finished model is "
+                              "archived; free memory or raise memory_budget, then `milo run PROJECT --resume`.")
 
     def _temp_roots(self) -> list[Path]:
         roots = [Path(tempfile.gettempdir())]
@@ -464,25 +507,31 @@ class Run:
             roots.append(shm)
         return roots
 
+    @staticmethod
+    def _unit_id(unit: Unit) -> str:
+        return unit.spec.name if unit.class_index is None else f"{unit.spec.name}@class{unit.class_index}"
+
     def _police_workers(self, sample) -> None:
-        """Red: kill a worker whose process tree passes its allowance."""
+        """Red: kill the largest worker once the tree passes the kill line."""
         by_pid = {p.pid: p.pss for p in sample.processes}
-        for handle in list(self.executor.running):
-            if handle.killed_reason or handle.pid is None:
-                continue
-            pids = [handle.pid]
+        trees: dict[int, int] = {}
+        handles = {h.pid: h for h in self.executor.running if h.pid is not None and not h.killed_reason}
+        for pid in handles:
             try:
-                pids += [c.pid for c in psutil.Process(handle.pid).children(recursive=True)]
+                members = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
             except psutil.Error:
                 continue
-            worker_pss = sum(by_pid.get(pid, 0) for pid in pids)
-            allowance = self.governor.worker_allowance(sample.pss, worker_pss)
-            if worker_pss > allowance:
-                unit: Unit = handle.unit  # type: ignore[attr-defined]
-                self.executor.kill(handle, (
-                    f"memory: the worker used {worker_pss / 1e6:.0f} MB, over its allowance of "
-                    f"{allowance / 1e6:.0f} MB (estimate {unit.estimate / 1e6:.0f} MB, limit "
-                    f"{self.limit.bytes / 1e6:.0f} MB from {self.limit.source})"))
+            trees[pid] = sum(by_pid.get(member, 0) for member in members)
+        used = effective_used(sample, self.limit)
+        victim = self.governor.runaway(used, trees)
+        if victim is None:
+            return
+        unit: Unit = handles[victim].unit  # type: ignore[attr-defined]
+        allowance = self.governor.worker_allowance(used, trees[victim])
+        self.executor.kill(handles[victim], (
+            f"memory: the worker used {format_size(trees[victim])}, over its allowance of "
+            f"{format_size(allowance)} (estimate {format_size(unit.estimate)}, "
+            f"{format_size(self.limit.bytes)} {self.limit.source} limit)"))
 
     # -- closing -------------------------------------------------------------------
 
@@ -493,7 +542,7 @@ class Run:
 
     def _close_books(self, status: str, message: str) -> tuple[str, str]:
         """Whatever happened: archive what finished, write metadata, say run_finished."""
-        if status == "stopped_memory":
+        if status == "stopped_memory" and not self.stop_alerted:
             self.emit(ev.ALERT, level="emergency", message=ev.MSG_STOPPED, detail=message)
         if status != "completed":
             try:
