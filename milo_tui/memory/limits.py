@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import psutil
 
 # cgroup v1 reports "no limit" as a huge page-aligned number (2**63 - 4096 on x86-64).
 # Anything at or above this is treated as unlimited.
 V1_UNLIMITED_FLOOR = 1 << 62
-
-LimitSource = Literal["physical", "cgroup", "budget"]
-
 
 @dataclass(frozen=True)
 class MemoryLimit:
