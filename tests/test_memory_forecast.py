@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from milo_tui.memory.forecast import Forecaster, theil_sen
 from milo_tui.memory.status import GREEN, RED, YELLOW, Thresholds, classify
@@ -101,3 +102,32 @@ def test_theil_sen_on_exact_line():
     t = np.arange(10.0)
     slope, intercept = theil_sen(t, 3 * t + 7)
     assert (slope, intercept) == pytest.approx((3.0, 7.0))
+
+ORDER = {GREEN: 0, YELLOW: 1, RED: 2}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2 * LIMIT), st.integers(0, 2 * LIMIT), st.sampled_from([None, GREEN, YELLOW, RED]))
+def test_classify_is_monotone_in_usage(a, b, previous):
+    low, high = sorted((a, b))
+    assert ORDER[classify(low, LIMIT, Thresholds(), previous)] <= ORDER[classify(high, LIMIT, Thresholds(), previous)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 2 * LIMIT), min_size=5, max_size=60), st.floats(1, 600))
+def test_forecast_invariants_on_any_series(values, horizon):
+    f = Forecaster()
+    feed(f, [0.5 * i for i in range(len(values))], values)
+    fc = f.forecast(CRITICAL, LIMIT, horizon)
+    for seconds in (fc.seconds_to_critical, fc.seconds_to_limit):
+        assert seconds is None or seconds >= 0
+    if fc.seconds_to_critical is not None and fc.seconds_to_limit is not None:
+        assert fc.seconds_to_critical <= fc.seconds_to_limit
+    assert fc.alert == any(s is not None and s <= horizon for s in (fc.seconds_to_critical, fc.seconds_to_limit))
+
+
+def test_a_clock_going_backwards_is_ignored():
+    f = Forecaster()
+    feed(f, [0, 1, 2, 3, 4], [1, 2, 3, 4, 5])
+    f.add(2.5, 10**12)
+    assert len(f) == 5
