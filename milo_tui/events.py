@@ -92,6 +92,11 @@ def json_safe(obj):
     return obj
 
 
+def _reject_constant(token: str):
+    # Python's json reads NaN and Infinity, but they are not JSON and the engine never writes them.
+    raise ValueError(f"not JSON: {token} is not a JSON number")
+
+
 def decode(line: str | bytes) -> Event:
     """Parse one line. Raises EventDecodeError with a short reason."""
     if isinstance(line, bytes):
@@ -104,9 +109,11 @@ def decode(line: str | bytes) -> Event:
     if len(line) > MAX_LINE_BYTES:
         raise EventDecodeError(f"line of {len(line)} characters is too long")
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_reject_constant)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise EventDecodeError(f"not JSON: {exc}") from None
+    except ValueError as exc:
+        raise EventDecodeError(str(exc)) from None
     if not isinstance(obj, dict):
         raise EventDecodeError("not a JSON object")
     etype, data, seq, ts, v = obj.get("type"), obj.get("data", {}), obj.get("seq"), obj.get("ts"), obj.get("v")
@@ -195,12 +202,14 @@ class EventWriter:
         self._lock = threading.Lock()
         self._clock = clock
         self._journal_path = journal
-        self._journal = None
+        self._journal_fd: int | None = None
+        self.journal_error: OSError | None = None  # set when the journal could not be written
         if journal is not None:
             journal.parent.mkdir(parents=True, exist_ok=True)
             if start_seq is None:
                 start_seq = last_seq(journal) + 1
-            self._journal = open(journal, "ab", buffering=0)
+            self._journal_fd = os.open(journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            _drop_torn_tail(self._journal_fd)
         self._seq = start_seq or 0
         self._pipe_fd = pipe_fd
         self._backlog = bytearray()
@@ -212,10 +221,32 @@ class EventWriter:
             event = Event(type=etype, data=json_safe(data), seq=self._seq, ts=round(self._clock(), 3))
             self._seq += 1
             line = (event.to_json() + "\n").encode("utf-8")
-            if self._journal is not None:
-                self._journal.write(line)
+            if self._journal_fd is not None:
+                self._write_journal(line)
             self._write_pipe(line)
             return event
+
+    def _write_journal(self, line: bytes) -> None:
+        """Append one whole line, or nothing: a short write (full disk) is cut back off.
+
+        On failure the journal is closed and `journal_error` set; the pipe goes
+        on, so the reader still learns how the run ends. The engine checks
+        journal_error and stops with a clear disk-full status.
+        """
+        start = os.lseek(self._journal_fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(self._journal_fd, view)
+                view = view[written:]
+        except OSError as exc:
+            try:
+                os.ftruncate(self._journal_fd, start)
+            except OSError:
+                pass
+            os.close(self._journal_fd)
+            self._journal_fd = None
+            self.journal_error = exc
 
     def _write_pipe(self, line: bytes) -> None:
         if self._pipe_fd is None:
@@ -257,11 +288,31 @@ class EventWriter:
     def close(self) -> None:
         self.flush()
         with self._lock:
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
+            if self._journal_fd is not None:
+                os.close(self._journal_fd)
+                self._journal_fd = None
             if self._pipe_fd is not None:
                 self._drop_pipe()
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """A writer killed mid-line leaves half a line; cut it so the next event starts on its own line."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0:
+        return
+    if os.pread(fd, 1, size - 1) == b"\n":
+        return
+    chunk = 65536
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        data = os.pread(fd, end - start, start)
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 def last_seq(journal: Path) -> int:

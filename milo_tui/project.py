@@ -85,7 +85,7 @@ class ProjectPaths:
         return self.state / "engine.pid"
 
 
-def _raise_disk_full(path: Path, exc: OSError) -> None:
+def raise_if_disk_full(path: Path, exc: OSError) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise DiskFullError(
             f"The disk holding {path.parent} is full, so {path.name} could not be written. "
@@ -110,7 +110,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        _raise_disk_full(path, exc)
+        raise_if_disk_full(path, exc)
         raise
     except BaseException:
         try:

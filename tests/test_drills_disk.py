@@ -97,10 +97,6 @@ def test_disk_full_during_training_loses_no_finished_model_and_resumes(disk_full
     assert not retrained & set(s.kept), "a model finished before the disk filled was trained again"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: EventWriter.emit (milo_tui/events.py) lets ENOSPC from the journal write escape as a "
-    "plain OSError, so the loop ends as 'failed' and _close_books crashes on its own run_finished "
-    "emit: exit 1, no run_finished on the pipe, metadata left 'running'"))
 def test_disk_full_during_training_ends_with_status_disk_full(disk_full_in_training):
     result = disk_full_in_training.full
     assert result.finished is not None, "the engine died without saying why (no run_finished event)"
@@ -109,10 +105,6 @@ def test_disk_full_during_training_ends_with_status_disk_full(disk_full_in_train
     assert "--resume" in result.finished["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: EventWriter.emit (milo_tui/events.py) ignores the byte count of its unbuffered journal "
-    "write; on a full disk a short write leaves half a line, and the resumed run appends its first "
-    "event to that half, so the journal holds a garbled line and loses that event"))
 def test_disk_full_leaves_a_journal_that_resume_continues_cleanly(disk_full_in_training):
     assert_journal_clean(disk_full_in_training.project)
 

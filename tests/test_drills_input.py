@@ -157,12 +157,6 @@ def test_tui_state_folds_hostile_and_odd_events_without_raising():
 NAN_LINE = b'{"v":1,"seq":5,"ts":1.0,"type":"memory","data":{"used_bytes":NaN,"limit_bytes":Infinity,"pss_bytes":-Infinity}}\n'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: events.decode (milo_tui/events.py) lets json.loads accept the NaN/Infinity tokens that "
-    "docs/EVENTS.md says never appear, and RunState.limit_bytes (milo_tui/tui/state.py _int_or_none) "
-    "then raises OverflowError on int(inf), so one hostile memory line crashes the TUI's repaint. "
-    "Suggested fix: decode with json.loads(..., parse_constant=reject) so such a line is a reported "
-    "garbled line, and make state._number return None for non-finite floats"))
 def test_nan_and_infinity_in_a_payload_are_refused_or_harmless():
     decoded = ev.decode_lines(ev.LineSplitter().feed(good_line(0) + NAN_LINE + good_line(1)))
     assert [e.seq for e in decoded.events if e.type == ev.LOG] == [0, 1]
@@ -224,11 +218,6 @@ def test_generated_csvs_load_or_raise_bad_input(tmp_path, pair, raw_noise):
     _check_loaded(arrays, summary)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: milo_tui/engine/data.py load_data accepts infinite feature values ('inf', '1e309'); "
-    "every model then fails in scikit-learn ('Input X contains infinity') instead of one BadInputError "
-    "up front. Suggested fix: after the numeric check, reject non-finite values (np.isinf) with a "
-    "BadInputError naming the columns"))
 def test_a_csv_with_infinity_is_refused_up_front(tmp_path):
     rows = "\n".join(f"{i},{i % 2}" for i in range(40))
     (tmp_path / "train.csv").write_text("a,target\n" + rows + "\ninf,1\n")

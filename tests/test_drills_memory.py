@@ -75,13 +75,6 @@ def test_worker_over_budget_is_killed_retried_skipped_and_resume_trains_it(tmp_p
     assert_run_consistent(project, 8)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: Run._police_workers (milo_tui/engine/runner.py) kills every running worker whose PSS "
-    "passes worker_allowance, and a small worker's allowance is ~0 once a neighbour has pushed the tree "
-    "past the kill line; docs/MEMORY.md says the runaway (governor.runaway, the largest worker) is "
-    "killed. So the innocent neighbour is killed and retried (measured: rf killed at 50 MB with the knn "
-    "hog at ~800 MB); when the retries overlap again it is skipped. Suggested fix: in red, kill only governor.runaway(used, workers) per sample and re-check "
-    "on the next sample"))
 def test_only_the_runaway_worker_is_killed_not_its_neighbour(tmp_path):
     project = tiny_project(tmp_path, algorithms=["rf", "knn"])  # rf searches for seconds beside the hog
     write_config(project, {"memory": {"memory_budget": "1GB"}, "run": {"workers": 2}})

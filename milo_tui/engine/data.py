@@ -105,6 +105,15 @@ def load_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int,
             f"{' ...' if len(non_numeric) > 20 else ''}. milo trains on numeric features only: encode them "
             "as numbers (e.g. one-hot columns) or remove them from both CSVs."
         )
+    infinite = [c for c in features if np.isinf(train[c].to_numpy(dtype=np.float64)).any()
+                or np.isinf(test[c].to_numpy(dtype=np.float64)).any()]
+    if infinite:
+        raise BadInputError(
+            f"These feature columns hold infinite values (inf, or numbers too large for a float): "
+            f"{', '.join(map(str, infinite[:20]))}{' ...' if len(infinite) > 20 else ''}. "
+            "No classifier can use them: replace them with finite numbers or leave the cells empty "
+            "(rows with empty cells are dropped)."
+        )
     train, dropped_train = _drop_missing(train, "train", train_path)
     test, dropped_test = _drop_missing(test, "test", test_path)
 

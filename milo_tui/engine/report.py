@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from milo_tui.project import atomic_write_text
+from milo_tui.project import atomic_write_text, raise_if_disk_full
 
 COLUMNS = [
     "key", "class_type", "class_index", "class_label", "phase", "archive",
@@ -66,9 +66,20 @@ class ReportWriter:
             return
         data = format_rows(rows).encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        start = os.lseek(fd, 0, os.SEEK_END)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             os.fsync(fd)
+        except OSError as exc:
+            # All of this pipeline's rows or none: a torn row would be read as a finished model.
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise_if_disk_full(self.path, exc)
+            raise
         finally:
             os.close(fd)
 

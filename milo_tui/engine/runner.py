@@ -378,11 +378,20 @@ class Run:
         roles.update(self.executor.pids())
         return roles
 
+    def _check_journal(self) -> None:
+        error = self.events.journal_error if self.events is not None else None
+        if error is not None:
+            raise DiskFullError(
+                f"events.jsonl could not be written ({error.strerror or error}). Every finished model is "
+                "kept. Free some space (df -h shows how much is left) and run `milo run PROJECT --resume`."
+            )
+
     def _train_all(self) -> None:
         workers = self.config.run["workers"]
         while self.pending or self.executor.running:
             if self.stop_request is not None:
                 raise self.stop_request
+            self._check_journal()
             self._handle_actions()
             while self.pending and len(self.executor.running) < workers:
                 if not self._start_next():
