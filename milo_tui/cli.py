@@ -312,8 +312,15 @@ def cmd_estimate(args) -> int:
     _, summary = load_data(config.train_path, config.test_path, config.target, cv_folds=s["cv_folds"],
                            test_size=s["test_size"], seed=s["seed"])
     limit = resolve_limit(config.memory["memory_budget"])
-    result = preflight(config, {"n_rows": summary.fit_rows, "n_features": summary.features,
-                                "n_classes": summary.n_classes, "test_rows": summary.test_rows}, limit)
+    from milo_tui.engine.space import PipelineSpec, models_per_pipeline
+
+    def models_for(algorithm: str, selector: str, searcher: str) -> int:
+        spec = PipelineSpec("none", selector, algorithm, searcher)
+        return models_per_pipeline(spec, s["scorers"], s["top_k"], s["random_iterations"])
+
+    result = preflight(config, {"n_rows": summary.train_rows, "fit_rows": summary.fit_rows,
+                                "n_features": summary.features, "n_classes": summary.n_classes},
+                       limit, models_for=models_for)
     print(result.render())
     return 0 if result.fits else 1
 

@@ -33,10 +33,11 @@ from milo_tui.engine.worker import TrainTask
 from milo_tui.errors import (EXIT_DISK_FULL, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                              EXIT_STOPPED_MEMORY, BadInputError, DiskFullError)
 from milo_tui.memory.cleanup import cleanup as run_cleanup
-from milo_tui.memory.estimate import FootprintEstimator
+from milo_tui.memory.estimate import DEFAULT_BASELINE, FootprintEstimator
 from milo_tui.memory.governor import Governor, ovr_check
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.monitor import MemoryMonitor
+from milo_tui.memory.sampler import sample_tree
 from milo_tui.memory.report import effective_used, memory_event
 from milo_tui.memory.status import RED, Thresholds
 from milo_tui.project import ProjectPaths, atomic_write_json
@@ -284,9 +285,10 @@ class Run:
         self.thresholds = Thresholds(mem["warning"], mem["critical"])
         self.governor = Governor(self.limit, self.thresholds, critical_grace=mem["critical_grace"],
                                  forecast_horizon=mem["forecast_horizon"])
-        baseline = psutil.Process().memory_info().rss
+        # The same worker baseline `milo estimate` uses; observe() corrects it from real peaks.
         self.estimator = FootprintEstimator(summary.fit_rows, summary.features, summary.n_classes,
-                                            cv_folds=s["cv_folds"], n_jobs=s["n_jobs"], baseline_bytes=baseline)
+                                            cv_folds=s["cv_folds"], n_jobs=s["n_jobs"],
+                                            baseline_bytes=DEFAULT_BASELINE)
         # One BLAS thread per worker: parallelism comes from workers and n_jobs. On a loaded
         # shared server, spinning BLAS pools turned a 1 s logistic regression into minutes.
         self.executor.warm_up(threads_per_worker=1)
@@ -337,6 +339,7 @@ class Run:
             # The phase's projected peak: its heaviest pipelines running on every worker at once.
             estimate = self.estimator.remaining_peak(
                 [(r["algorithm"], r["feature_selector"], r["searcher"]) for r in main_rows], cfg.run["workers"])
+            self.last_used = effective_used(sample_tree(os.getpid(), self._roles()), self.limit)  # fresh, not the last tick
             verdict, text = ovr_check(estimate, self.last_used, self.limit, self.thresholds, mem["ovr_policy"])
             self.emit(ev.ALERT, level="info" if verdict == "proceed" else "warning",
                       message=text, detail=f"OvR estimate {estimate} bytes")
