@@ -8,6 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from milo_tui.errors import DiskFullError
 
@@ -85,39 +86,54 @@ class ProjectPaths:
         return self.state / "engine.pid"
 
 
-def raise_if_disk_full(path: Path, exc: OSError) -> None:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        raise DiskFullError(
-            f"The disk holding {path.parent} is full, so {path.name} could not be written. "
-            "Everything written before is intact. Free some space (df -h shows how much is left) "
-            "and run `milo run PROJECT --resume` to continue where the run stopped."
-        ) from exc
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(path: Path, what: str) -> DiskFullError:
+    return DiskFullError(
+        f"The disk holding {Path(path).parent} is full, so {what} could not be written. "
+        "Everything written before is intact. Free some space (df -h shows how much is left) "
+        "and run `milo run PROJECT --resume` to continue where the run stopped."
+    )
+
+
+def raise_if_disk_full(path: Path, exc: BaseException, what: str | None = None) -> None:
+    if is_disk_full(exc):
+        raise disk_full_error(path, what or Path(path).name) from exc
+
+
+def atomic_write(path: Path, fill: Callable[[BinaryIO], None], *, what: str | None = None,
+                 suffix: str = ".tmp", mode: int | None = None) -> int:
+    """Write via `fill(handle)` into a temp file beside `path`, fsync, rename; returns the size.
+
+    Readers and crashes see the old file or the new one, never half of one. A
+    full disk becomes DiskFullError (naming `what`), and no temp file is left.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        return size
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise_if_disk_full(path, exc, what)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write temp file, fsync, rename: readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise_if_disk_full(path, exc)
-        raise
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

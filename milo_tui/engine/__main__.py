@@ -20,14 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_module.load(args.project)
     except BadInputError as exc:
-        from milo_tui import events as ev
+        from milo_tui.engine.runner import refuse
 
-        writer = ev.EventWriter(None, args.event_fd)
-        writer.emit(ev.RUN_FINISHED, status="bad_input", exit_code=exc.exit_code, models_completed=0,
-                    models_failed=0, models_skipped=0, seconds=0.0, best=None, message=str(exc))
-        writer.close()
-        print(str(exc), file=sys.stderr)
-        return exc.exit_code
+        return refuse(exc, args.event_fd)
     from milo_tui.engine.runner import Run
 
     return Run(config, pipe_fd=args.event_fd, resume=args.resume, force=args.force).execute()

@@ -104,6 +104,16 @@ def check_project_state(paths: ProjectPaths, *, resume: bool, force: bool) -> di
     return meta
 
 
+def refuse(exc: BadInputError, pipe_fd: int | None) -> int:
+    """Bad input: say why on the pipe and stderr only; nothing of the project is touched."""
+    writer = ev.EventWriter(None, pipe_fd)
+    writer.emit(ev.RUN_FINISHED, status="bad_input", exit_code=exc.exit_code, models_completed=0,
+                models_failed=0, models_skipped=0, seconds=0.0, best=None, message=str(exc))
+    writer.close()
+    print(str(exc), file=sys.stderr)
+    return exc.exit_code
+
+
 def live_engine_pid(paths: ProjectPaths) -> int | None:
     """The pid of an engine still training this project, if any (its pid file names a live engine)."""
     try:
@@ -230,13 +240,7 @@ class Run:
         try:
             arrays, summary, previous = self._prepare()
         except BadInputError as exc:
-            # Nothing of the project is touched: the error goes to the pipe only.
-            writer = ev.EventWriter(None, self.pipe_fd)
-            writer.emit(ev.RUN_FINISHED, status="bad_input", exit_code=exc.exit_code, models_completed=0,
-                        models_failed=0, models_skipped=0, seconds=0.0, best=None, message=str(exc))
-            writer.close()
-            print(str(exc), file=sys.stderr)
-            return exc.exit_code
+            return refuse(exc, self.pipe_fd)
         self.summary = summary
         self.paths.state.mkdir(parents=True, exist_ok=True)
         os.chmod(self.paths.state, 0o700)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from scipy.stats import loguniform, randint, uniform
+from scipy.stats import loguniform, randint
 
 from milo_tui.config import Config
 

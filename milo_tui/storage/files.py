@@ -6,15 +6,12 @@ done here: it happens once, when the archive writer packs a batch.
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import joblib
 
-from milo_tui.errors import DiskFullError
+from milo_tui.project import atomic_write, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
 
 MODEL_SUFFIX = ".joblib"
 TEMP_SUFFIX = ".tmp"
@@ -54,18 +51,6 @@ def is_save_leftover(path: Path) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX) and f"{MODEL_SUFFIX}." in name
 
 
-def disk_full_error(path: Path, what: str) -> DiskFullError:
-    return DiskFullError(
-        f"The disk holding {Path(path).parent} is full, so {what} could not be written. "
-        "Every model saved or archived before is intact. Free some space (df -h shows how much is "
-        "left) and run `milo run PROJECT --resume` to continue where the run stopped."
-    )
-
-
-def is_disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 def save_model(model, directory: Path, key: str) -> int:
     """joblib.dump uncompressed to directory/<key>.joblib atomically; returns bytes written.
 
@@ -73,29 +58,6 @@ def save_model(model, directory: Path, key: str) -> int:
     fsynced before the rename: a reader or a crash sees no file or the whole file.
     """
     target = model_path(directory, key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            joblib.dump(model, handle, compress=0)
-            handle.flush()
-            os.fsync(handle.fileno())
-        size = tmp.stat().st_size
-        os.replace(tmp, target)
-        return size
-    except OSError as exc:
-        _remove_quietly(tmp)
-        if is_disk_full(exc):
-            raise disk_full_error(target, f"model {key}") from exc
-        raise
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    return atomic_write(target, lambda handle: joblib.dump(model, handle, compress=0),
+                        what=f"model {key}", suffix=TEMP_SUFFIX)
 
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -8,7 +8,6 @@ import ast
 import json
 import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from milo_tui.errors import BadInputError
 from milo_tui.project import ProjectPaths, atomic_write_json
 from milo_tui.storage.cache import ModelCache
 from milo_tui.storage.extract import read_model_bytes
-from milo_tui.storage.files import disk_full_error, is_disk_full, key_of, model_path, validate_key
+from milo_tui.project import atomic_write, disk_full_error, is_disk_full
+from milo_tui.storage.files import key_of, model_path, validate_key
 from milo_tui.storage.index import IndexEntry, IndexReader
 from milo_tui.storage.stats import ARCHIVES, StorageStats, project_storage_stats
 from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
@@ -245,19 +245,8 @@ def _copy_if_present(source: Path, target: Path) -> bool:
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:
+    def copy(out) -> None:
+        with open(source, "rb") as handle:
             shutil.copyfileobj(handle, out, COPY_CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and is_disk_full(exc):
-            raise disk_full_error(target, f"the exported model {target.name}") from exc
-        raise
+
+    atomic_write(target, copy, what=f"the exported model {target.name}")
