@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_tui.py [--rows 10000] [--models 3000]
 Prints timings measured in this one run, side by side:
   * browser: load / sort / filter / incremental add, against a plain sorted() of the same rows
-    (the floor any UI pays), as ratios;
+    (the floor any UI pays), as ratios; then a live run filling the browser 20 rows per tick;
   * lag: seconds from an event's timestamp to the repaint that showed it, with the app's 5 Hz
     coalesced refresh versus a 100 Hz "repaint nearly every batch" refresh, under the same stream.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -62,7 +63,10 @@ async def bench_browser(rows: int) -> dict[str, float]:
             app.state.add_model(row)
         t = time.perf_counter()
         browser.add_changed(app.state.drain_pending_rows())
-        out["add 50 rows + re-sort"] = time.perf_counter() - t
+        out["add 50 rows in order"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await pilot.pause(0)  # the repaint that shows them
+        out["  ...and its repaint"] = time.perf_counter() - t
         t = time.perf_counter()
         await pilot.press("down", "pagedown", "end", "home")
         out["4 cursor keys (incl. repaint)"] = time.perf_counter() - t
@@ -74,46 +78,99 @@ async def bench_browser(rows: int) -> dict[str, float]:
     return out
 
 
-async def bench_lag(models: int, refresh_seconds: float) -> dict[str, float]:
+async def bench_live_ticks(rows: int, per_tick: int) -> dict[str, float]:
+    """A live run filling the browser: `per_tick` models finish per refresh tick until `rows` are shown.
+
+    Times the browser's work per tick (add + place in order) and the repaint
+    that follows, with the Models tab in front, sorted best first.
+    """
     project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
     project.mkdir()
-    app = MiloApp(project, "run", store_factory=FakeStore, refresh_seconds=refresh_seconds,
-                  engine_starter=fake_engine_starter(models=models, delay=0.0004))
-    started = time.monotonic()
+    app = MiloApp(project, "watch", store_factory=FakeStore)
+    all_rows = split_for_bench(rows)
+    add_times: list[float] = []
+    paint_times: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        browser = app.browser
+        for start in range(0, rows, per_tick):
+            for row in all_rows[start:start + per_tick]:
+                app.state.add_model(row)
+            t = time.perf_counter()
+            browser.add_changed(app.state.drain_pending_rows())
+            add_times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            await pilot.pause(0)
+            paint_times.append(time.perf_counter() - t)
+        assert browser.table.row_count == rows and browser.full_sorts == 0
+    last = add_times[-len(add_times) // 10:]  # the last tenth: the table is nearly full
+    return {"ticks": float(len(add_times)),
+            "add+place p50 (last 10%)": statistics.median(last),
+            "add+place max": max(add_times),
+            "repaint p50 (last 10%)": statistics.median(paint_times[-len(paint_times) // 10:]),
+            "total seconds": sum(add_times) + sum(paint_times)}
+
+
+WRITER_LINE = re.compile(r"paced writer: (\d+) events in ([\d.]+) s = (\d+) events/s")
+
+
+async def bench_lag(models: int, rate: float, refresh_seconds: float) -> dict[str, float]:
+    """The app reading a fake engine that writes `rate` events/s (pre-encoded lines in 10 ms bursts)."""
+    project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
+    project.mkdir()
+    app = MiloApp(project, "run", store_factory=FakeStore, refresh_seconds=refresh_seconds, record_lag=True,
+                  engine_starter=fake_engine_starter(models=models, rate=rate))
+    started = time.monotonic()
+    cpu_started = time.process_time()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")  # the model browser is the costliest pane to keep up to date
         while app.state.status != "completed" and time.monotonic() - started < 300:
             await pilot.pause(0.05)
-        done = time.monotonic()
-        events = app.state.events_applied
-        last_ts = app.state.last_ts or 0.0
+        cpu = time.process_time() - cpu_started
+        wall = time.monotonic() - started
         await pilot.pause(0.1)
-    samples = sorted(app.lag_samples)
-    seconds = done - started
+        rows_shown = app.browser.table.row_count
+    app.engine.popen.wait(10)
+    app.engine.close()
+    writer = WRITER_LINE.search(app.paths.engine_log.read_text())
+    samples = sorted(app.lag_samples or [])
+    final_lag = app.lag_samples[-1] if app.lag_samples else float("nan")  # the run_finished event
     return {
-        "events": events, "events/s": events / seconds if seconds else 0.0,
-        "repaints": len(samples),
+        "writer events/s": float(writer.group(3)) if writer else float("nan"),
+        "events shown": float(len(samples)),
+        "rows in browser": float(rows_shown),
         "lag p50 s": statistics.median(samples) if samples else float("nan"),
         "lag p95 s": samples[int(0.95 * (len(samples) - 1))] if samples else float("nan"),
         "lag max s": samples[-1] if samples else float("nan"),
-        "final catch-up s": max(0.0, time.time() - last_ts) if last_ts else float("nan"),
+        "catch-up s": final_lag,
+        "UI CPU share": cpu / wall if wall else float("nan"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--models", type=int, default=3_000, help="models of the lag run (~3.3 events each)")
+    parser.add_argument("--models", type=int, default=3_000, help="models of the lag run (~3 events each)")
+    parser.add_argument("--rate", type=float, default=2_000.0, help="events per second of the lag run")
+    parser.add_argument("--skip-browser", action="store_true")
     args = parser.parse_args()
 
-    browser = asyncio.run(bench_browser(args.rows))
-    floor = browser["floor: sorted() of the rows"]
-    print(f"Model browser, {args.rows} rows (+50 added live):")
-    for name, seconds in browser.items():
-        print(f"  {name:<32} {seconds * 1000:9.1f} ms   {seconds / floor:8.1f}x the sorted() floor")
+    if not args.skip_browser:
+        browser = asyncio.run(bench_browser(args.rows))
+        floor = browser["floor: sorted() of the rows"]
+        print(f"Model browser, {args.rows} rows (+50 added live):")
+        for name, seconds in browser.items():
+            print(f"  {name:<32} {seconds * 1000:9.1f} ms   {seconds / floor:8.1f}x the sorted() floor")
+        live = asyncio.run(bench_live_ticks(args.rows, 20))
+        print(f"\nLive run filling the browser to {args.rows} rows, 20 models per refresh tick:")
+        for name, value in live.items():
+            shown = f"{value:9.0f}" if name in ("ticks",) else f"{value * 1000:9.1f} ms"
+            print(f"  {name:<32} {shown}")
 
-    print(f"\nEvent-to-screen lag, fake engine writing ~2,000 events/s ({args.models} models):")
-    coalesced = asyncio.run(bench_lag(args.models, 0.2))
-    eager = asyncio.run(bench_lag(args.models, 0.01))
+    print(f"\nEvent-to-screen lag, fake engine writing {args.rate:.0f} events/s ({args.models} models), "
+          f"Models tab shown:")
+    coalesced = asyncio.run(bench_lag(args.models, args.rate, 0.2))
+    eager = asyncio.run(bench_lag(args.models, args.rate, 0.01))
     print(f"  {'':<18} {'5 Hz (shipped)':>16} {'100 Hz':>12}   ratio 100Hz/5Hz")
     for name in coalesced:
         a, b = coalesced[name], eager[name]

@@ -325,3 +325,41 @@ async def test_garbled_journal_lines_are_reported(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.state.decode_errors == 1)
         assert app.state.status == "completed"
+
+
+@sync
+async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_path):
+    from milo_tui.runstate import ModelRow
+    from milo_tui.tui.widgets.browser import sort_key_function
+    from tui_fakes import split_for_bench
+
+    project = tmp_path / "empty"
+    project.mkdir()
+    app = MiloApp(project, "watch", store_factory=FakeStore)
+    rows = split_for_bench(90)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        browser = app.browser
+
+        def expected() -> list[str]:
+            key = sort_key_function(browser.sort_column, browser.sort_descending)
+            return [r.row_id for r in sorted(app.state.models.values(), key=key)]
+
+        for start in range(0, 60, 20):  # three ticks of a live run, best first
+            for row in rows[start:start + 20]:
+                app.state.add_model(row)
+            app.refresh_tick()
+            assert table_row_ids(app) == expected()
+        browser.sort_by("roc_auc")
+        sorts = browser.full_sorts
+        for row in rows[60:]:
+            app.state.add_model(row)
+        app.refresh_tick()
+        assert table_row_ids(app) == expected() and browser.full_sorts == sorts
+        # A finished run's report row replaces the live one, with other metrics: it moves to its new place.
+        changed = rows[0]
+        app.state.add_model(ModelRow(key=changed.key, metrics={**changed.metrics, "roc_auc": 0.0001},
+                                     algorithm=changed.algorithm, report={"key": changed.key}))
+        app.refresh_tick()
+        assert table_row_ids(app) == expected() and table_row_ids(app)[-1] == changed.row_id
+        assert app.browser.table.row_count == 90

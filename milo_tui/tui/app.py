@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
@@ -45,6 +46,7 @@ EngineStarter = Callable[..., EngineProcess]
 REFRESH_SECONDS = 0.2  # 5 Hz: smooth enough to watch, cheap enough over SSH
 LIVENESS_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 120.0
+LAG_SAMPLES = 200_000
 
 
 def default_store_factory(root: Path) -> ModelStoreLike:
@@ -77,7 +79,7 @@ class MiloApp(App[int]):
                  store_factory: StoreFactory | None = None, engine_starter: EngineStarter = start_engine,
                  clock: Callable[[], float] = time.time, refresh_seconds: float = REFRESH_SECONDS,
                  theme_dirs: list[Path] | None = None,
-                 perf_clock: Callable[[], float] = time.perf_counter) -> None:
+                 perf_clock: Callable[[], float] = time.perf_counter, record_lag: bool = False) -> None:
         super().__init__()
         self.paths = ProjectPaths.of(project)
         self.mode: Mode = mode
@@ -102,7 +104,8 @@ class MiloApp(App[int]):
         self._seen_final = False
         self.detached = False
         self.stopping = False
-        self.lag_samples: list[float] = []  # seconds from an event's ts to the repaint that showed it
+        # Benchmarks: seconds from each event's ts to the repaint that showed it (bounded).
+        self.lag_samples: deque[float] | None = deque(maxlen=LAG_SAMPLES) if record_lag else None
 
     # ----- start-up ----------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -175,11 +178,8 @@ class MiloApp(App[int]):
     # ----- the refresh loop ----------------------------------------------------
     def refresh_tick(self, force_all: bool = False) -> None:
         batches = self.inbox.drain()
-        newest_ts = None
         for batch in batches:
             self.state.apply_batch(batch.events, batch.errors)
-            if batch.events:
-                newest_ts = max(newest_ts or 0.0, max(e.ts for e in batch.events))
         if self.state.version == self._painted_version and not force_all:
             return
         screen = self.main_screen
@@ -188,8 +188,9 @@ class MiloApp(App[int]):
         with self.batch_update():
             screen.refresh_from_state(force_all=force_all)
         self._painted_version = self.state.version
-        if newest_ts is not None:
-            self.lag_samples.append(self.clock() - newest_ts)
+        if self.lag_samples is not None:
+            painted = self.clock()
+            self.lag_samples.extend(painted - event.ts for batch in batches for event in batch.events)
         self._after_state_change()
 
     def _after_state_change(self) -> None:
