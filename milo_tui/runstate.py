@@ -349,6 +349,16 @@ class RunState:
             self.best = row
         self.version += 1
 
+    def fill_storage(self, stats: dict[str, Any]) -> bool:
+        """Storage statistics read from the project itself, for a journal that carries none
+        (a run from before storage events, or a journal cut short). A storage event always
+        wins: this only fills an empty panel. Returns whether it did."""
+        if self.storage or not stats:
+            return False
+        self.storage = {**stats, "source": "project"}
+        self.version += 1
+        return True
+
     def drain_pending_rows(self) -> list[str]:
         pending, self.pending_rows = self.pending_rows, []
         return pending

@@ -363,3 +363,39 @@ async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_p
         app.refresh_tick()
         assert table_row_ids(app) == expected() and table_row_ids(app)[-1] == changed.row_id
         assert app.browser.table.row_count == 90
+
+
+@sync
+async def test_storage_panel_of_a_journal_without_storage_events_is_read_from_disk(tmp_path):
+    import threading
+
+    from milo_tui import events as ev
+    from milo_tui.storage.stats import StorageStats
+    from milo_tui.tui.widgets.storage import StoragePanel
+    from tui_fakes import synthetic_run, write_journal
+
+    paths = make_finished_project(tmp_path / "old", n_models=8)
+    paths.events.unlink()
+    write_journal(paths.events, ((t, d) for t, d in synthetic_run(8) if t != ev.STORAGE))
+    stats = StorageStats(models_saved=8, bytes_before_compression=4_000_000, bytes_in_archives=1_000_000,
+                         compression_ratio=0.75, archives=1, batches=2, temp_files_removed=8,
+                         disk_free_bytes=50 * 10**9, files_pending=0)
+    store = FakeStore(paths.root, stats_result=stats)
+    app = watch_app(paths, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.storage.get("models_saved") == 8)
+        await settle(pilot, app)
+        assert store.stats_threads and threading.main_thread().name not in store.stats_threads
+        panel = app.main_screen.query_one(StoragePanel)
+        shown = str(panel.render())
+        assert "75% smaller" in shown and panel.border_subtitle == "from disk"
+
+
+@sync
+async def test_storage_events_win_over_disk_statistics(finished):
+    store = FakeStore(finished.root, stats_result=None)
+    app = watch_app(finished, store=store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.status == "completed")
+        await settle(pilot, app)
+        assert app.state.storage.get("models_saved") == 30 and "source" not in app.state.storage

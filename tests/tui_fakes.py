@@ -189,10 +189,13 @@ def make_finished_project(root: Path, n_models: int = 30, class_labels=("benign"
 class FakeStore:
     """Stands in for milo_tui.storage.store.ModelStore (same read API)."""
 
-    def __init__(self, root: Path, fail_keys: set[str] | None = None, delay: float = 0.0) -> None:
+    def __init__(self, root: Path, fail_keys: set[str] | None = None, delay: float = 0.0,
+                 stats_result: Any = None) -> None:
         self.root = Path(root)
         self.fail_keys = fail_keys or set()
         self.delay = delay
+        self.stats_result = stats_result
+        self.stats_threads: list[str] = []
         self.opened: list[str] = []
         self.exported: list[tuple[str, Path, bool]] = []
 
@@ -220,7 +223,10 @@ class FakeStore:
         return dest
 
     def stats(self):
-        return None
+        import threading
+
+        self.stats_threads.append(threading.current_thread().name)
+        return self.stats_result
 
 
 def fake_engine_starter(**script_options: Any):

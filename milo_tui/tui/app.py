@@ -238,6 +238,26 @@ class MiloApp(App[int]):
         for row in rows:
             self.state.add_model(row)
         self.refresh_tick()
+        if not self.state.storage and (rows or metadata):
+            self.load_storage_stats()
+
+    @work(thread=True, group="storage")
+    def load_storage_stats(self) -> None:
+        """Fill the storage panel from the archives on disk (ModelStore.stats walks them: not on the UI thread)."""
+        store = self.get_store()
+        if store is None:
+            return
+        try:
+            stats = store.stats()
+        except (MiloError, OSError) as exc:
+            self.call_from_thread(self.state.note, self.clock(), "warning", "Storage statistics unavailable", str(exc))
+            return
+        if stats is not None:
+            self.call_from_thread(self._fill_storage, stats.as_event() if hasattr(stats, "as_event") else dict(stats))
+
+    def _fill_storage(self, stats: dict[str, Any]) -> None:
+        if self.state.fill_storage(stats):
+            self.refresh_tick(force_all=True)
 
     # ----- the store (lazy, created in a worker thread) ---------------------------
     def get_store(self) -> ModelStoreLike | None:

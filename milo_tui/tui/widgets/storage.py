@@ -39,4 +39,6 @@ class StoragePanel(Static):
         self.border_title = "Storage"
 
     def refresh_from_state(self) -> None:
+        # Said when the figures come from the archives on disk rather than the engine's events.
+        self.border_subtitle = "from disk" if self.state.storage.get("source") == "project" else ""
         self.update(storage_lines(self.state.storage))
