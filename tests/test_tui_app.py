@@ -399,3 +399,30 @@ async def test_storage_events_win_over_disk_statistics(finished):
         await wait_for(pilot, lambda: app.state.status == "completed")
         await settle(pilot, app)
         assert app.state.storage.get("models_saved") == 30 and "source" not in app.state.storage
+
+
+def _burst(app: MiloApp, keys: list[str]) -> None:
+    """Keys as a terminal delivers a fast burst: all posted at once, like the driver does."""
+    from textual import events
+
+    for key in keys:
+        character = key if len(key) == 1 else None
+        app.post_message(events.Key(key, character))
+
+
+@sync
+async def test_keys_typed_right_after_e_and_slash_all_land_in_order(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2")
+        _burst(app, ["e", *"/tmp/qtxs", "backspace", "backspace", *"ab.joblib"])
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        await pilot.pause(0.3)
+        assert app.screen.path_field.value == "/tmp/qtab.joblib"
+        assert app.theme == "milo-dark"  # the `t` was typed, not taken as "next theme"
+        await pilot.press("escape")
+        _burst(app, ["slash", *"knnx", "backspace", "enter"])
+        await pilot.pause(0.6)
+        assert app.browser.text_filter == "knn"
+        assert not isinstance(app.screen, DetailScreen)  # `x` was typed into the filter, not "extract"

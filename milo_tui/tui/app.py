@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
 from textual import work
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Input
 
 from milo_tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MiloError
 from milo_tui.launcher import EngineProcess, log_tail, start_engine
@@ -281,20 +283,31 @@ class MiloApp(App[int]):
     def browser(self) -> ModelBrowser:
         return self.main_screen.query_one(ModelBrowser)
 
-    def action_show_tab(self, tab: str) -> None:
+    def action_show_tab(self, tab: str, focus_table: bool = True) -> None:
         if self.screen is not self.main_screen:
             return
         self.main_screen.query_one("TabbedContent").active = tab  # type: ignore[attr-defined]
         self.refresh_tick(force_all=True)
-        if tab == "models":
+        if tab == "models" and focus_table:
             self.browser.table.focus()
 
     def on_tabbed_content_tab_activated(self) -> None:
         self.refresh_tick(force_all=True)
 
+    def _step_aside_for_text_fields(self) -> None:
+        """Priority keys (`/`, `e`) are plain characters inside a text field."""
+        if isinstance(self.focused, Input):
+            raise SkipAction()
+
     def action_focus_filter(self) -> None:
-        self.action_show_tab("models")
-        self.browser.query_one("#browser-filter").focus()
+        self._step_aside_for_text_fields()
+        self.action_show_tab("models", focus_table=False)
+        field = self.browser.query_one("#browser-filter", Input)
+        if field.focusable:
+            # Focus now, not on the next loop turn (Widget.focus): the words typed after `/` go there.
+            self.main_screen.set_focus(field)
+        else:
+            field.focus()  # the Models tab is only being shown: focus once it is
 
     def _browser_action(self, method: str, *args: Any) -> None:
         self.action_show_tab("models")
@@ -344,6 +357,7 @@ class MiloApp(App[int]):
             self.push_screen(DetailScreen(message.row))
 
     def action_export(self) -> None:
+        self._step_aside_for_text_fields()
         row = self.selected_row()
         if row is None:
             self.notify("No model highlighted: open the Models tab [2] and pick one.", severity="warning")

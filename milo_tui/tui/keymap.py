@@ -14,6 +14,11 @@ class KeyAction:
     scope: str = "Main"
     footer: bool = True
     display_key: str = ""
+    # Keys that open something to type into: handled as the key arrives (priority), not after
+    # it bubbles through the focused widget, so the keys typed right after it land in the new
+    # field instead of the browser's own bindings. The action steps aside when a text field
+    # already has focus (SkipAction), so `e` and `/` can still be typed there.
+    priority: bool = False
 
     @property
     def shown_key(self) -> str:
@@ -24,14 +29,15 @@ MAIN_KEYS: tuple[KeyAction, ...] = (
     KeyAction("1", "show_tab('dashboard')", "Dashboard", "Memory dashboard, processes and storage", footer=False),
     KeyAction("2", "show_tab('models')", "Models", "The model browser", footer=False),
     KeyAction("3", "show_tab('events')", "Events", "Alerts and notable events", footer=False),
-    KeyAction("slash", "focus_filter", "Filter", "Type words to filter the model browser (Enter applies, Esc leaves)", display_key="/"),
+    KeyAction("slash", "focus_filter", "Filter", "Type words to filter the model browser (Enter applies, Esc leaves)",
+              display_key="/", priority=True),
     KeyAction("s", "sort_next", "Sort", "Sort the browser by the next column (press again to go on)"),
     KeyAction("r", "reverse_sort", "Reverse", "Reverse the browser's sort order", footer=False),
     KeyAction("b", "sort_best", "Best first", "Back to best first: avg Sn/Sp, then sensitivity, then F1", footer=False),
     KeyAction("p", "cycle_phase", "Phase", "Phase filter: all, main, per-class, ovr", footer=False),
     KeyAction("c", "cycle_class", "Class", "Class filter: all, then each class", footer=False),
     KeyAction("x", "extract", "Extract", "Extract the highlighted model and show its details (also Enter)"),
-    KeyAction("e", "export", "Export", "Export the highlighted model to a path you type"),
+    KeyAction("e", "export", "Export", "Export the highlighted model to a path you type", priority=True),
     KeyAction("t", "next_theme", "Theme", "Switch to the next theme (remembered between runs)", "Anywhere",
               footer=False),
     KeyAction("question_mark", "help", "Help", "This list of keys", "Anywhere", display_key="?"),

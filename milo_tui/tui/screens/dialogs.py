@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.widgets.input import Selection
 
 from milo_tui.tui.keymap import MAIN_KEYS, OTHER_KEYS
+from milo_tui.tui.widgets.ordered_input import OrderedInput
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -58,32 +62,96 @@ class QuitDialog(ModalScreen[str | None]):
         self.dismiss(choice or None)
 
 
+class TypedAhead(Message):
+    """A key that reached the export dialog before its path field had focus."""
+
+    def __init__(self, key: str, character: str | None) -> None:
+        super().__init__()
+        self.key = key
+        self.character = character
+
+
 class ExportDialog(ModalScreen[tuple[str, bool] | None]):
-    """Asks where to export; returns (path text, bundle) or None."""
+    """Asks where to export; returns (path text, bundle) or None.
+
+    Typing at once after `e` must not lose keys. `e` is a priority binding
+    (the dialog opens before the next key is routed), and Textual routes a key
+    to the focused widget: until this screen has mounted and focused the path
+    field there is none, and the keys went to the screen and were dropped.
+    Keys that reach the screen directly are queued as TypedAhead, in order,
+    and applied to the field once it is ready; the field itself keeps editing
+    keys in order (OrderedInput); the default path is selected so typing
+    replaces it.
+    """
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ExportDialog") + "ExportDialog Input { width: 100%; }"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    PASSED_ON = ("escape", "tab", "shift+tab")  # keys that mean the dialog, not the path
 
     def __init__(self, key: str, default_path: str) -> None:
         super().__init__()
         self.key = key
         self.default_path = default_path
+        self._field_ready = False
+        self._typed_ahead: list[TypedAhead] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text("Export model", style="bold"))
             yield Static(Text(self.key))
             yield Static("Path (relative paths start in the folder milo was started from):", markup=False)
-            yield Input(value=self.default_path, id="export-path")
+            # select_on_focus off: the Focus event arrives later than typed-ahead keys and would
+            # select them; the default is selected once, below.
+            yield OrderedInput(value=self.default_path, id="export-path", select_on_focus=False)
             yield Checkbox("Bundle: a folder with model, metrics and params", id="export-bundle")
             with Horizontal():
                 yield Button("Export", id="export", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    @property
+    def path_field(self) -> Input:
+        return self.query_one("#export-path", Input)
+
     def on_mount(self) -> None:
-        field = self.query_one("#export-path", Input)
+        field = self.path_field
         field.cursor_blink = False
-        field.focus()
+        field.selection = Selection(0, len(field.value))  # typing replaces the default
+        self.set_focus(field)
+        self._field_ready = True
+        for typed in self._typed_ahead:
+            self._apply(typed)
+        self._typed_ahead.clear()
+
+    def _forward_event(self, event: events.Event) -> None:
+        # Only keys sent to the screen itself come through here (nothing had focus yet);
+        # keys that bubble up from the focused field are posted to us, not forwarded.
+        if isinstance(event, events.Key) and event.key not in self.PASSED_ON and not event.is_forwarded:
+            event._set_forwarded()
+            self.post_message(TypedAhead(event.key, event.character))
+            return
+        super()._forward_event(event)
+
+    def on_typed_ahead(self, message: TypedAhead) -> None:
+        message.stop()
+        if self._field_ready:
+            self._apply(message)
+        else:
+            self._typed_ahead.append(message)
+
+    def _apply(self, typed: TypedAhead) -> None:
+        """Do to the path field what the key would have done had it had focus."""
+        field = self.path_field
+        if typed.character is not None and typed.character.isprintable() and len(typed.character) == 1:
+            if field.selection.is_empty:
+                field.insert_text_at_cursor(typed.character)
+            else:
+                field.replace(typed.character, *field.selection)
+        elif typed.key == "backspace":
+            field.action_delete_left()
+        elif typed.key == "ctrl+u":
+            field.action_delete_left_all()
+        elif typed.key == "enter":
+            self._submit()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -97,7 +165,7 @@ class ExportDialog(ModalScreen[tuple[str, bool] | None]):
             self.dismiss(None)
 
     def _submit(self) -> None:
-        path = self.query_one("#export-path", Input).value.strip()
+        path = self.path_field.value.strip()
         if not path:
             self.notify("Type a path to export to.", severity="warning")
             return

@@ -46,7 +46,8 @@ def status_line(state: RunState, mode: str, project_name: str, palette: dict[str
 
 
 class MainScreen(Screen[None]):
-    BINDINGS = [Binding(k.key, f"app.{k.action}", k.title, show=k.footer, key_display=k.display_key or None)
+    BINDINGS = [Binding(k.key, f"app.{k.action}", k.title, show=k.footer, key_display=k.display_key or None,
+                        priority=k.priority)
                 for k in MAIN_KEYS if k.scope == "Main"]
 
     DEFAULT_CSS = """

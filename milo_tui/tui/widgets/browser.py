@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - depends on the textual version
     TwoWayDict = None  # type: ignore[assignment,misc]
 
 from milo_tui.tui import formatting as fmt
+from milo_tui.tui.widgets.ordered_input import OrderedInput
 from milo_tui.runstate import ModelRow, RunState
 
 PHASE_FILTERS = ("all", "main", "per-class", "ovr")
@@ -295,7 +296,7 @@ class ModelBrowser(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-bar"):
-            yield Input(placeholder="/ filter: words in key, class, phase", id="browser-filter")
+            yield OrderedInput(placeholder="/ filter: words in key, class, phase", id="browser-filter")
             yield Static(id="browser-info")
         table = ModelTable(id="browser-table", cursor_type="row", zebra_stripes=True)
         table.cursor_blink = False  # deterministic snapshots, calmer over SSH
