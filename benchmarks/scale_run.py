@@ -81,7 +81,7 @@ def run_headless(project: Path, interval: float) -> dict:
 def replay_journal(project: Path) -> dict:
     """What `milo watch` does on attach: read the journal and fold every event into the TUI's RunState."""
     from milo_tui import events as ev
-    from milo_tui.tui.state import RunState
+    from milo_tui.runstate import RunState
 
     started = time.perf_counter()
     decoded = ev.read_journal(project / "events.jsonl")

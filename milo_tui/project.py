@@ -140,7 +140,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj) -> None:
+def atomic_write_json(path: Path, obj, *, compact: bool = False) -> None:
+    """`compact` for machine-read files with long arrays (curves): indenting them triples their size."""
     from milo_tui.events import json_safe  # NaN is not JSON: it becomes null
 
-    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
+    layout = {"separators": (",", ":")} if compact else {"indent": 2}
+    atomic_write_text(path, json.dumps(json_safe(obj), default=str, allow_nan=False, **layout) + "\n")

@@ -9,6 +9,8 @@ what changed since the last repaint, so widgets update only what moved.
 
 from __future__ import annotations
 
+import math
+
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -101,16 +103,20 @@ def row_from_event(data: dict[str, Any], class_labels: list[str]) -> ModelRow | 
 
 
 def _number(value: Any) -> float | None:
+    """A finite float, or None: a hostile 1e999 in an event must not crash a repaint."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, str) and value.strip():
         try:
-            number = float(value)
+            value = float(value)
         except ValueError:
             return None
-        return number if number == number else None
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            return None
+        return number if math.isfinite(number) else None
     return None
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from milo_tui import events as ev
 from milo_tui.engine.data import load_data
 from milo_tui.errors import BadInputError
-from milo_tui.tui.state import RunState
+from milo_tui.runstate import RunState
 
 
 def good_line(seq: int, etype: str = ev.LOG, **data) -> bytes:

@@ -18,7 +18,7 @@ import time
 
 from milo_tui import events as ev
 from milo_tui.launcher import start_engine
-from milo_tui.tui.state import RunState
+from milo_tui.runstate import RunState
 
 from drill_checks import assert_run_consistent
 from engine_helpers import small_binary_project

@@ -42,6 +42,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def _noop() -> None:
+    pass
+
+
 @dataclass
 class Outcome:
     """How a task ended: "ok" (result), "error" / "disk_full" (message), or "crashed" (exit code)."""
@@ -83,6 +87,11 @@ class LocalExecutor:
         for name in THREAD_VARIABLES:
             os.environ[name] = str(max(1, threads_per_worker))
         forkserver.ensure_running()
+        # The forkserver imports its preload list before it forks anything: one empty task
+        # waits for that, so the first memory reading already sees the server at full size.
+        probe = self._ctx.Process(target=_noop, name="milo-warm-up")
+        probe.start()
+        probe.join()
 
     def forkserver_pid(self) -> int | None:
         from multiprocessing import forkserver

@@ -210,7 +210,7 @@ def train(task: TrainTask) -> dict:
                 confusion_matrix=confusion_matrix(y_test, predicted, labels=list(range(n_classes))).tolist(),
                 per_class=per_class,
             )
-        atomic_write_json(Path(task.class_results_dir) / f"{key}.json", result_doc)
+        atomic_write_json(Path(task.class_results_dir) / f"{key}.json", result_doc, compact=True)
         del model
     peak = peak_memory_mb()
     for row in rows:
