@@ -352,7 +352,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         work = Path(tmp)
         cpus = os.cpu_count() or 1
-        loop_project = prepare_project("breast_cancer", work, workers=1)
+        loop_project = prepare_project("breast_cancer", work / "plain-loop", workers=1)
         bc_loop = measure_loop(loop_project, threads=cpus)
         bc_runs = [measure_engine(prepare_project("breast_cancer", work, workers=n), f"milo engine, workers={n}")
                    for n in (1, 2)]

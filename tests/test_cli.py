@@ -117,3 +117,25 @@ def test_a_second_engine_on_a_live_project_is_refused(tmp_path):
         os.killpg(engine.pid, signal.SIGKILL)
         engine.popen.wait()
         engine.close()
+
+
+def test_ctrl_c_stops_the_run_cleanly_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    project = small_binary_project(tmp_path)
+    cli = subprocess.Popen([*MILO, "run", str(project), "--headless"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (project / "report.csv").exists() or len((project / "report.csv").read_text().splitlines()) < 5:
+        assert time.monotonic() < deadline, "no model finished in time"
+        time.sleep(0.1)
+    cli.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 4, out + err
+    assert "stopping the run cleanly" in err and "run interrupted" in out
+    meta = json.loads((project / "metadata.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert not list((project / "models" / "main_models").glob("*.joblib"))  # finished models archived
+    resumed = milo("run", project, "--headless", "--resume")
+    assert resumed.returncode == 0 and "run completed" in resumed.stdout

@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from milo_tui.errors import BadInputError
 
@@ -43,7 +41,9 @@ class DataSummary:
         return asdict(self)
 
 
-def _read_csv(path: Path, role: str) -> pd.DataFrame:
+def _read_csv(path: Path, role: str):
+    import pandas as pd
+
     if not path.is_file():
         raise BadInputError(
             f"The {role} CSV {path} does not exist. Check data.{role} in milo.toml "
@@ -65,7 +65,7 @@ def _read_csv(path: Path, role: str) -> pd.DataFrame:
     return frame
 
 
-def _drop_missing(frame: pd.DataFrame, role: str, path: Path) -> tuple[pd.DataFrame, int]:
+def _drop_missing(frame, role: str, path: Path):
     clean = frame.dropna(axis=0, how="any")
     return clean, len(frame) - len(clean)
 
@@ -76,6 +76,9 @@ def load_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int,
 
     Raises BadInputError with one paragraph naming what is wrong and what to do.
     """
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
     train = _read_csv(train_path, "train")
     test = _read_csv(test_path, "test")
     for frame, role, path in ((train, "train", train_path), (test, "test", test_path)):
@@ -187,3 +190,17 @@ def write_arrays(arrays: dict[str, np.ndarray], directory: Path) -> dict[str, Pa
 
 def map_arrays(paths: dict[str, str | Path]) -> dict[str, np.ndarray]:
     return {name: np.load(path, mmap_mode="r") for name, path in paths.items()}
+
+
+def prepare_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int, test_size: float,
+                 seed: int, directory: Path) -> tuple[DataSummary, dict[str, str]]:
+    """Load, check, split and write the arrays; meant to run in a worker process.
+
+    pandas and scikit-learn then never load into the long-lived engine process,
+    which keeps its footprint (and so the whole run's) about 100 MB smaller.
+    Nothing is written when the data is refused.
+    """
+    arrays, summary = load_data(train_path, test_path, target, cv_folds=cv_folds,
+                                test_size=test_size, seed=seed)
+    paths = write_arrays(arrays, directory)
+    return summary, {name: str(path) for name, path in paths.items()}

@@ -46,6 +46,18 @@ def _noop() -> None:
     pass
 
 
+def _call_and_send(function, args, kwargs, conn) -> None:
+    try:
+        conn.send(("ok", function(*args, **kwargs)))
+    except BaseException as exc:  # sent back to be raised in the caller
+        try:
+            conn.send(("error", exc))
+        except Exception:  # an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
 @dataclass
 class Outcome:
     """How a task ended: "ok" (result), "error" / "disk_full" (message), or "crashed" (exit code)."""
@@ -92,6 +104,30 @@ class LocalExecutor:
         probe = self._ctx.Process(target=_noop, name="milo-warm-up")
         probe.start()
         probe.join()
+
+    def call(self, function, *args, **kwargs):
+        """Run `function(*args, **kwargs)` in a fresh worker and return its result.
+
+        An exception raised there is raised here (it must pickle); a worker that
+        dies without an answer raises RuntimeError with how it ended.
+        """
+        receiver, sender = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=_call_and_send, args=(function, args, kwargs, sender),
+                                    daemon=True, name=f"milo-call {getattr(function, '__name__', 'task')}")
+        process.start()
+        sender.close()
+        try:
+            kind, payload = receiver.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(f"the worker running {function.__name__} exited with code "
+                               f"{process.exitcode} without an answer") from None
+        finally:
+            receiver.close()
+        process.join()
+        if kind == "error":
+            raise payload
+        return payload
 
     def forkserver_pid(self) -> int | None:
         from multiprocessing import forkserver

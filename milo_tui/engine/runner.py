@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import shutil
 import signal
 import socket
 import sys
@@ -24,7 +25,7 @@ import psutil
 from milo_tui import __version__
 from milo_tui import events as ev
 from milo_tui.config import Config, format_size
-from milo_tui.engine.data import DataSummary, load_data, write_arrays
+from milo_tui.engine.data import DataSummary, prepare_data
 from milo_tui.engine.executor import LocalExecutor, Outcome, WorkerHandle
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
 from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, model_keys,
@@ -129,9 +130,14 @@ def live_engine_pid(paths: ProjectPaths) -> int | None:
     return pid if "milo_tui.engine" in cmdline else None
 
 
-def clear_outputs(paths: ProjectPaths) -> None:
-    import shutil
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
+
+def clear_outputs(paths: ProjectPaths) -> None:
     for path in (paths.report, paths.metadata, paths.events):
         path.unlink(missing_ok=True)
     for directory in (paths.models, paths.class_results):
@@ -166,22 +172,37 @@ class Run:
 
     # -- set-up ----------------------------------------------------------------
 
-    def _prepare(self) -> tuple[dict, DataSummary, list[dict]]:
+    def _prepare(self) -> tuple[dict[str, str], DataSummary, list[dict]]:
         old_meta = check_project_state(self.paths, resume=self.resume, force=self.force)
         s = self.config.search
-        arrays, summary = load_data(self.config.train_path, self.config.test_path, self.config.target,
-                                    cv_folds=s["cv_folds"], test_size=s["test_size"], seed=s["seed"])
+        # One BLAS thread per worker: parallelism comes from workers and n_jobs. On a loaded
+        # shared server, spinning BLAS pools turned a 1 s logistic regression into minutes.
+        self.executor.warm_up(threads_per_worker=1)
+        staging = self.paths.state / "data.new"
+        try:
+            summary, array_paths = self.executor.call(
+                prepare_data, self.config.train_path, self.config.test_path, self.config.target,
+                cv_folds=s["cv_folds"], test_size=s["test_size"], seed=s["seed"], directory=staging)
+        except BadInputError:
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_if_empty(self.paths.state)
+            raise
         if self.resume and old_meta and old_meta.get("data", {}).get("fingerprint") not in (None, summary.fingerprint):
+            shutil.rmtree(staging, ignore_errors=True)
             raise BadInputError(
                 "The train or test CSV changed since this run started, so its finished models no longer "
                 "match the data. Nothing was changed. Restore the original files, or start over with --force."
             )
         if self.force:
             clear_outputs(self.paths)
+        final = self.paths.state / "data"
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+        array_paths = {name: str(final / Path(path).name) for name, path in array_paths.items()}
         previous: list[dict] = []
         if self.resume:
             previous = [r for r in read_report(self.paths.report) if r.get("status") == "ok"]
-        return arrays, summary, previous
+        return array_paths, summary, previous
 
     def _open_storage(self, done_keys: set[str]) -> None:
         st = self.config.storage
@@ -238,7 +259,7 @@ class Run:
     def execute(self) -> int:
         self._install_signals()
         try:
-            arrays, summary, previous = self._prepare()
+            array_paths, summary, previous = self._prepare()
         except BadInputError as exc:
             return refuse(exc, self.pipe_fd)
         self.summary = summary
@@ -248,7 +269,7 @@ class Run:
         self.events = ev.EventWriter(self.paths.events, self.pipe_fd)
         status, message = "failed", ""
         try:
-            status, message = self._run(arrays, summary, previous)
+            status, message = self._run(array_paths, summary, previous)
         except StopRun as stop:
             status, message = stop.status, stop.message
         except DiskFullError as exc:
@@ -274,10 +295,8 @@ class Run:
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed SSH session must not end training
 
-    def _run(self, arrays, summary: DataSummary, previous: list[dict]) -> tuple[str, str]:
+    def _run(self, array_paths: dict[str, str], summary: DataSummary, previous: list[dict]) -> tuple[str, str]:
         cfg, s, mem = self.config, self.config.search, self.config.memory
-        array_paths = {k: str(v) for k, v in write_arrays(arrays, self.paths.state / "data").items()}
-        del arrays
         self.paths.class_results.mkdir(parents=True, exist_ok=True)
         self.report = ReportWriter(self.paths.report)
         if self.resume:
@@ -293,9 +312,6 @@ class Run:
         self.estimator = FootprintEstimator(summary.fit_rows, summary.features, summary.n_classes,
                                             cv_folds=s["cv_folds"], n_jobs=s["n_jobs"],
                                             baseline_bytes=DEFAULT_BASELINE)
-        # One BLAS thread per worker: parallelism comes from workers and n_jobs. On a loaded
-        # shared server, spinning BLAS pools turned a 1 s logistic regression into minutes.
-        self.executor.warm_up(threads_per_worker=1)
 
         pipelines = enumerate_pipelines(cfg)
         per_pipeline = {p.name: models_per_pipeline(p, s["scorers"], s["top_k"], s["random_iterations"])
@@ -591,11 +607,13 @@ class Run:
 
     def _write_metadata(self, status: str, message: str) -> None:
         import platform
+        from importlib.metadata import PackageNotFoundError, version
 
-        import joblib
-        import numpy
-        import pandas
-        import sklearn
+        def installed(name: str) -> str | None:  # without importing it into the engine
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return None
 
         summary = self.summary
         storage = None
@@ -611,8 +629,7 @@ class Run:
             "config": self.config.as_dict(),
             "data": summary.as_dict(),
             "versions": {"milo_tui": __version__, "python": platform.python_version(),
-                         "scikit-learn": sklearn.__version__, "numpy": numpy.__version__,
-                         "pandas": pandas.__version__, "joblib": joblib.__version__},
+                         **{name: installed(name) for name in ("scikit-learn", "numpy", "scipy", "pandas", "joblib")}},
             "counts": {"completed": self.completed, "failed": self.failed, "skipped": self.skipped,
                        "total": self.total},
             "memory": {"limit_bytes": getattr(getattr(self, "limit", None), "bytes", None),

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from scipy.stats import loguniform, randint
-
 from milo_tui.config import Config
 
 
@@ -58,15 +56,20 @@ GRIDS: dict[str, dict[str, list]] = {
     "svm": {"C": [0.1, 1.0, 10.0], "gamma": ["scale", 0.01]},
 }
 
-DISTRIBUTIONS: dict[str, dict] = {
-    "lr": {"C": loguniform(1e-3, 1e3)},
-    "knn": {"n_neighbors": randint(1, 30), "weights": ["uniform", "distance"]},
-    "rf": {"n_estimators": randint(20, 150), "max_depth": [None, 4, 8, 16], "max_features": ["sqrt", "log2"]},
-    "gb": {"learning_rate": loguniform(0.01, 0.3), "max_iter": randint(30, 150), "max_depth": [None, 2, 3, 5]},
-    "mlp": {"hidden_layer_sizes": [(16,), (32,), (64,), (32, 16)], "alpha": loguniform(1e-5, 1e-1)},
-    "nb": {"var_smoothing": loguniform(1e-11, 1e-5)},
-    "svm": {"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-4, 1e-1)},
-}
+def distributions(algorithm: str) -> dict:
+    """What a random search samples for `algorithm` (scipy is imported here, in the worker)."""
+    from scipy.stats import loguniform, randint
+
+    table = {
+        "lr": {"C": loguniform(1e-3, 1e3)},
+        "knn": {"n_neighbors": randint(1, 30), "weights": ["uniform", "distance"]},
+        "rf": {"n_estimators": randint(20, 150), "max_depth": [None, 4, 8, 16], "max_features": ["sqrt", "log2"]},
+        "gb": {"learning_rate": loguniform(0.01, 0.3), "max_iter": randint(30, 150), "max_depth": [None, 2, 3, 5]},
+        "mlp": {"hidden_layer_sizes": [(16,), (32,), (64,), (32, 16)], "alpha": loguniform(1e-5, 1e-1)},
+        "nb": {"var_smoothing": loguniform(1e-11, 1e-5)},
+        "svm": {"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-4, 1e-1)},
+    }
+    return table[algorithm]
 
 
 def make_classifier(algorithm: str, seed: int, *, for_refit: bool = False):
@@ -140,8 +143,8 @@ def make_pipeline(spec: PipelineSpec, n_features: int, seed: int, *, for_refit: 
 
 
 def search_grid(algorithm: str, searcher: str) -> dict:
-    table = GRIDS if searcher == "grid" else DISTRIBUTIONS
-    return {f"clf__{k}": v for k, v in table[algorithm].items()}
+    table = GRIDS[algorithm] if searcher == "grid" else distributions(algorithm)
+    return {f"clf__{k}": v for k, v in table.items()}
 
 
 def grid_size(algorithm: str) -> int:
