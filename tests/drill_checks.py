@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tarfile
 import time
@@ -15,7 +14,7 @@ from milo_tui.engine.report import model_rows, read_report
 from milo_tui.launcher import start_engine
 from milo_tui.storage.store import ModelStore
 
-from engine_helpers import EngineResult
+from engine_helpers import EngineResult, kill_process_group
 
 ARCHIVES = ("main_models", "ovr_models")
 
@@ -109,10 +108,10 @@ def kill_engine_at(project: Path, *, after_models: int, delay: float, resume: bo
         splitter = ev.LineSplitter()
         while True:
             if kill_at is not None and time.monotonic() >= kill_at:
-                _killpg(engine.pid)
+                kill_process_group(engine.pid)
                 break
             if time.monotonic() > deadline:
-                _killpg(engine.pid)
+                kill_process_group(engine.pid)
                 raise TimeoutError("engine did not reach the kill point")
             try:
                 data = os.read(engine.event_fd, 1 << 16)
@@ -132,15 +131,9 @@ def kill_engine_at(project: Path, *, after_models: int, delay: float, resume: bo
     finally:
         result.exit_code = engine.popen.wait(timeout=60)
         engine.close()
-        _killpg(engine.pid)
+        kill_process_group(engine.pid)
     return result
 
-
-def _killpg(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def mount_tmpfs(path: Path, size: str) -> bool:

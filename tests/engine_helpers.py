@@ -83,11 +83,11 @@ def run_engine(project: Path, *, resume: bool = False, force: bool = False, env:
     finally:
         result.exit_code = engine.popen.wait(timeout=60)
         engine.close()
-        _kill_leftovers(engine.pid)
+        kill_process_group(engine.pid)
     return result
 
 
-def _kill_leftovers(pgid: int) -> None:
+def kill_process_group(pgid: int) -> None:
     """Workers and the forkserver share the engine's process group; none may outlive a test."""
     try:
         os.killpg(pgid, signal.SIGKILL)

@@ -25,3 +25,11 @@ def test_core_modules_import_without_textual():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_unused_imports_or_undefined_names():
+    """pyflakes' checks via ruff: dead imports and undefined names are bugs waiting."""
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "--select", "F", "--no-cache", "milo_tui", "tests", "benchmarks"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from milo_tui import events as ev
 from milo_tui.engine.report import read_report

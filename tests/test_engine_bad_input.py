@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 
 import pandas as pd
-import pytest
 
 from milo_tui import events as ev
 
-from engine_helpers import copy_sample, run_engine, small_binary_project, write_config
+from engine_helpers import run_engine, small_binary_project, write_config
 
 OUTPUTS = ("events.jsonl", "report.csv", "metadata.json", "models", "class_results")
 

@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest

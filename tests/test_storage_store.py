@@ -14,7 +14,7 @@ import joblib
 import pytest
 
 from milo_tui.errors import BadInputError, IntegrityError
-from milo_tui.storage import ModelCache, ModelStore, project_storage_stats, save_model
+from milo_tui.storage import ModelCache, ModelStore, project_storage_stats
 from milo_tui.storage import store as store_module
 from milo_tui.storage.stats import live_storage_stats
 from milo_tui.storage.workspace import MARKER, Workspace, sweep_stale_workspaces

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,6 @@ from milo_tui.tui.keymap import MAIN_KEYS
 from milo_tui.tui.screens.detail import DetailScreen
 from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog, keys_table
 from milo_tui.tui.settings import load_settings
-from milo_tui.tui.sources import pid_alive
 from milo_tui.tui.widgets.browser import COLUMNS
 from tui_fakes import sync, FakeStore, fake_engine_starter, make_finished_project, metrics_for, model_keys
 
