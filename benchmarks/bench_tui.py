@@ -27,7 +27,7 @@ os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="milo-bench-con
 from milo_tui.tui.app import MiloApp  # noqa: E402
 from milo_tui.runstate import ModelRow  # noqa: E402
 from milo_tui.tui.widgets.browser import best_key  # noqa: E402
-from tui_fakes import FakeStore, fake_engine_starter, metrics_for, model_keys, split_for_bench  # noqa: E402
+from tui_fakes import FakeStore, fake_engine_starter, metrics_for, split_for_bench  # noqa: E402
 
 
 async def bench_browser(rows: int) -> dict[str, float]:

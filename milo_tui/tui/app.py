@@ -30,7 +30,7 @@ from milo_tui.launcher import EngineProcess, log_tail, start_engine
 from milo_tui.project import ProjectPaths
 from milo_tui.tui import project_files
 from milo_tui.tui.commands import MiloCommands
-from milo_tui.tui.extraction import ModelDetails, ModelStoreLike, gather_details
+from milo_tui.tui.extraction import ModelStoreLike, gather_details
 from milo_tui.tui.keymap import MAIN_KEYS
 from milo_tui.tui.screens.detail import DetailScreen
 from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
