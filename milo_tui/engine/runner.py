@@ -204,16 +204,20 @@ class Run:
             previous = [r for r in read_report(self.paths.report) if r.get("status") == "ok"]
         return array_paths, summary, previous
 
+    def _drop_half_done_files(self, done_keys: set[str]) -> None:
+        """Model files without report rows belong to a pipeline that never finished (killed, or
+        stopped mid-way): drop them, so a retrain does not archive a second copy."""
+        for name in ARCHIVES:
+            for stray in self.paths.models_dir(name).glob("*.joblib"):
+                if stray.stem not in done_keys:
+                    stray.unlink(missing_ok=True)
+
     def _open_storage(self, done_keys: set[str]) -> None:
+        self._drop_half_done_files(done_keys)
         st = self.config.storage
         for name in ARCHIVES:
             source = self.paths.models_dir(name)
             source.mkdir(parents=True, exist_ok=True)
-            # Files of models whose report rows never got written are half-done work: drop
-            # them so a retrain does not archive a second copy.
-            for stray in source.glob("*.joblib"):
-                if stray.stem not in done_keys:
-                    stray.unlink()
             writer = ArchiveWriter(self.paths.archive(name), source, batch_models=st["batch_models"],
                                    batch_bytes=st["batch_bytes"], level=st["compression_level"],
                                    on_batch=self._on_batch)
@@ -578,6 +582,7 @@ class Run:
             self.emit(ev.ALERT, level="emergency", message=ev.MSG_STOPPED, detail=message)
         if status != "completed":
             try:
+                self._drop_half_done_files({r["key"] for r in model_rows(read_report(self.paths.report))})
                 self._flush_archives()
             except DiskFullError as exc:
                 status, message = "disk_full", str(exc)
