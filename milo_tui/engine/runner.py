@@ -359,6 +359,9 @@ class Run:
         # Phase 2: resource check, then OvR models class by class.
         if do_ovr:
             main_rows = [r for r in model_rows(read_report(self.paths.report)) if r["phase"] == "main"]
+            # Only main models that finished get OvR refits: the plan shrinks by the ones that did not.
+            self.total -= ovr_total - len(main_rows) * summary.n_classes
+            ovr_total = len(main_rows) * summary.n_classes
             self.emit(ev.PHASE_CHANGED, phase="ovr_check", class_index=None, class_label=None)
             # The phase's projected peak: its heaviest pipelines running on every worker at once.
             estimate = self.estimator.remaining_peak(
@@ -366,7 +369,7 @@ class Run:
             self.last_used = effective_used(sample_tree(os.getpid(), self._roles()), self.limit)  # fresh, not the last tick
             verdict, text = ovr_check(estimate, self.last_used, self.limit, self.thresholds, mem["ovr_policy"])
             self.emit(ev.ALERT, level="info" if verdict == "proceed" else "warning",
-                      message=text, detail=f"OvR estimate {estimate} bytes")
+                      message=text, detail=f"projected OvR peak {format_size(estimate)}")
             if verdict == "stop":
                 raise StopRun("stopped_memory", text)
             if verdict == "skip":
