@@ -87,6 +87,16 @@ def run_engine(project: Path, *, resume: bool = False, force: bool = False, env:
     return result
 
 
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; says which."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def kill_process_group(pgid: int) -> None:
     """Workers and the forkserver share the engine's process group; none may outlive a test."""
     try:

@@ -18,7 +18,7 @@ from milo_tui.storage import ModelCache, ModelStore, project_storage_stats
 from milo_tui.storage import store as store_module
 from milo_tui.storage.stats import live_storage_stats
 from milo_tui.storage.workspace import MARKER, Workspace, sweep_stale_workspaces
-from test_storage_helpers import fake_model, models_equal, project, save, writer
+from storage_helpers import fake_model, models_equal, project, save, writer
 
 KEYS = [f"m_{i}" for i in range(7)]
 
@@ -173,7 +173,7 @@ WRITER_SCRIPT = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_storage_helpers import fake_model
+from storage_helpers import fake_model
 from milo_tui.storage import ArchiveWriter, save_model
 root = Path({root!r})
 w = ArchiveWriter(root / "models" / "main_models.tar.gz", root / "models" / "main_models", batch_models=3)
@@ -190,7 +190,7 @@ w.flush()
 def test_models_open_while_a_run_appends(tmp_path):
     paths = project(tmp_path)
     count = 150
-    script = WRITER_SCRIPT.format(tests=os.path.dirname(__file__), root=str(paths.root), count=count)
+    script = WRITER_SCRIPT.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), root=str(paths.root), count=count)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     store = ModelStore(paths.root, cache_models=0, workspace_dir=tmp_path / "ws")

@@ -6,7 +6,7 @@ from milo_tui import config as cfg
 from milo_tui.errors import BadInputError
 from milo_tui.project import ProjectPaths
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _validate(raw):

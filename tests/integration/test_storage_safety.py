@@ -14,7 +14,7 @@ from milo_tui.errors import BadInputError, IntegrityError
 from milo_tui.storage import ModelNotFoundError, ModelStore
 from milo_tui.storage.gzmembers import TRAILER, compress_member
 from milo_tui.storage.index import BatchRecord, MemberRecord, index_path, write_index
-from test_storage_helpers import project, save, writer
+from storage_helpers import project, save, writer
 
 KEYS = [f"m_{i}" for i in range(4)]
 

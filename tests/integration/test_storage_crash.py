@@ -12,7 +12,7 @@ from pathlib import Path
 
 from milo_tui.storage import ModelStore
 from milo_tui.storage.index import index_path
-from test_storage_helpers import project, tar_listing, tarfile_contents, writer
+from storage_helpers import project, tar_listing, tarfile_contents, writer
 
 # Saves and archives models m_<start>.. forever (small batches, so kills land inside appends
 # often), logging each key once its file is saved: logged keys must never be lost.
@@ -20,7 +20,7 @@ CHILD = r"""
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_storage_helpers import fake_model
+from storage_helpers import fake_model
 from milo_tui.storage import ArchiveWriter, save_model
 root = Path({root!r})
 source = root / "models" / "main_models"
@@ -38,7 +38,7 @@ while True:
 
 
 def _run_and_kill(paths, log: Path, start: int, delay: float) -> None:
-    script = CHILD.format(tests=os.path.dirname(__file__), root=str(paths.root), log=str(log), start=start)
+    script = CHILD.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), root=str(paths.root), log=str(log), start=start)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"  # imports done, whatever the machine's load
     time.sleep(delay)

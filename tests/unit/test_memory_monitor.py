@@ -17,6 +17,7 @@ from milo_tui.memory.monitor import MemoryMonitor
 from milo_tui.memory.report import effective_used, memory_event
 from milo_tui.memory.sampler import sample_tree
 from milo_tui.memory.status import GREEN, RED, YELLOW, Thresholds
+from engine_helpers import wait_for
 
 MIB = 1024**2
 
@@ -54,15 +55,6 @@ def balloon():
     b = Balloon()
     yield b
     b.close()
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_monitor_drives_the_governor_through_yellow_red_and_back(balloon):

@@ -7,15 +7,13 @@ ModelStore. The breast cancer sample is the real one (16 pipelines, 64 models).
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
 
 from milo_tui.tui.app import MiloApp
 from milo_tui.tui.screens.detail import DetailScreen
-from engine_helpers import copy_sample
+from engine_helpers import copy_sample, kill_process_group
 from tui_fakes import sync
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -29,14 +27,6 @@ async def wait_for(pilot, predicate, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.2)
-
-
-def _kill_process_group(pgid: int) -> None:
-    """Workers and the forkserver share the engine's process group; none may outlive the test."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @sync
@@ -74,4 +64,4 @@ async def test_real_sample_runs_to_completion_in_the_app(tmp_path, monkeypatch):
         assert app.engine is not None and app.engine.popen.wait(30) == 0
     finally:
         if app.engine is not None:
-            _kill_process_group(app.engine.pid)
+            kill_process_group(app.engine.pid)

@@ -18,7 +18,7 @@ from milo_tui.storage import ArchiveBusyError, ModelStore, save_model
 from milo_tui.storage import files as files_module
 from milo_tui.storage.gzmembers import TRAILER
 from milo_tui.storage.index import index_path, read_index
-from test_storage_helpers import (
+from storage_helpers import (
     fake_model, indexed_keys, models_equal, project, save, tar_listing, tarfile_contents, writer,
 )
 
