@@ -26,7 +26,8 @@ from milo_tui import __version__
 from milo_tui import events as ev
 from milo_tui.config import Config, format_size
 from milo_tui.engine.data import DataSummary, prepare_data
-from milo_tui.engine.executor import LocalExecutor, Outcome, WorkerHandle
+from milo_tui.engine.executor import (Executor, KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind,
+                                      ProcessRole, TaskHandle)
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
 from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, model_keys,
                                    models_per_pipeline, ovr_key)
@@ -146,13 +147,13 @@ def clear_outputs(paths: ProjectPaths) -> None:
 
 class Run:
     def __init__(self, config: Config, *, pipe_fd: int | None = None, resume: bool = False,
-                 force: bool = False, executor: LocalExecutor | None = None) -> None:
+                 force: bool = False, executor: Executor[Unit] | None = None) -> None:
         self.config = config
         self.paths = config.project
         self.pipe_fd = pipe_fd
         self.resume = resume
         self.force = force
-        self.executor = executor or LocalExecutor()
+        self.executor: Executor[Unit] = executor or LocalExecutor()
         self.events: ev.EventWriter | None = None
         self.stop_request: StopRun | None = None
         self.inner_jobs = config.search["n_jobs"]
@@ -237,7 +238,7 @@ class Run:
         used = effective_used(sample, self.limit)
         self.last_used = used
         self.peak_used = max(self.peak_used, sample.pss)
-        actions = self.governor.on_sample(used, training=len(self.executor.running))
+        actions = self.governor.on_sample(used, training=len(self.executor.running()))
         for action in actions:
             self.actions.put(("action", action))
         self.actions.put(("sample", sample))
@@ -401,12 +402,7 @@ class Run:
         return "completed", "All models trained and archived."
 
     def _roles(self) -> dict[int, str]:
-        roles = {os.getpid(): "engine"}
-        server = self.executor.forkserver_pid()
-        if server:
-            roles[server] = "forkserver"
-        roles.update(self.executor.pids())
-        return roles
+        return {os.getpid(): ProcessRole.ENGINE.value, **self.executor.resources().roles()}
 
     def _check_journal(self) -> None:
         error = self.events.journal_error if self.events is not None else None
@@ -418,12 +414,12 @@ class Run:
 
     def _train_all(self) -> None:
         workers = self.config.run["workers"]
-        while self.pending or self.executor.running:
+        while self.pending or self.executor.running():
             if self.stop_request is not None:
                 raise self.stop_request
             self._check_journal()
             self._handle_actions()
-            while self.pending and len(self.executor.running) < workers:
+            while self.pending and len(self.executor.running()) < workers:
                 if not self._start_next():
                     break
             for handle, outcome in self.executor.wait(timeout=0.2):
@@ -433,7 +429,7 @@ class Run:
         unit = self.pending[0]
         unit.estimate = self.estimator.estimate(unit.spec.algorithm, unit.spec.selector, unit.spec.searcher)
         verdict, reason = self.governor.decide(unit.estimate, self.last_used,
-                                               others_running=bool(self.executor.running))
+                                               others_running=bool(self.executor.running()))
         if verdict == "wait":  # red, or it fits only once the running models have finished
             return False
         self.pending.pop(0)
@@ -446,38 +442,40 @@ class Run:
                          models_dir=str(self.paths.models_dir(archive)), archive=archive,
                          class_index=unit.class_index, ovr_params=unit.ovr_params,
                          attempt=unit.attempt, **self.template)
-        handle = self.executor.start(task)
-        handle.unit = unit  # type: ignore[attr-defined]
+        handle = self.executor.start(task, unit)
         self.emit(ev.MODEL_STARTED, pipeline=unit.spec.name, phase=unit.phase, class_index=unit.class_index,
                   worker_pid=handle.pid, estimate_bytes=unit.estimate, completed=self.completed,
                   total=self.total, keys=unit.keys, attempt=unit.attempt)
         return True
 
-    def _finish(self, handle: WorkerHandle, outcome: Outcome) -> None:
-        unit: Unit = handle.unit  # type: ignore[attr-defined]
-        if outcome.kind == "ok":
-            self._accept(unit, outcome.result)
-        elif outcome.kind == "disk_full":
-            raise DiskFullError(outcome.message.splitlines()[0].split(": ", 1)[-1])
-        elif handle.killed_reason.startswith("memory"):
+    def _finish(self, handle: TaskHandle[Unit], outcome: Outcome) -> None:
+        unit = handle.unit
+        if outcome.kind is OutcomeKind.OK:
+            self._accept(unit, outcome)
+        elif outcome.kind is OutcomeKind.DISK_FULL:
+            raise DiskFullError(outcome.message)
+        elif outcome.kind is OutcomeKind.KILLED and outcome.killed and outcome.killed.kind is KillKind.MEMORY:
             verdict, how = self.governor.after_kill(self._unit_id(unit), unit.estimate)
             if verdict == "retry":
                 unit.attempt += 1
-                self.emit(ev.LOG, level="warning", message=f"{unit.spec.name}: {handle.killed_reason}; {how}")
+                self.emit(ev.LOG, level="warning", message=f"{unit.spec.name}: {outcome.failure_text}; {how}")
                 self.pending.insert(0, unit)
             else:
-                self._record_failure(unit, "skipped", f"{handle.killed_reason}; {how}")
+                self._record_failure(unit, "skipped", f"{outcome.failure_text}; {how}")
         else:
-            self._record_failure(unit, "failed", outcome.message.strip().splitlines()[0] if outcome.message else "unknown")
+            if outcome.traceback:
+                print(f"{unit.spec.name} failed:\n{outcome.traceback}", file=sys.stderr, flush=True)
+            self._record_failure(unit, "failed", outcome.failure_text)
         gc.collect()
         for action in self.governor.after_model():
             self.actions.put(("action", action))
 
-    def _accept(self, unit: Unit, result: dict) -> None:
-        rows = result["rows"]
+    def _accept(self, unit: Unit, outcome: Outcome) -> None:
+        rows = outcome.result["rows"]
         self.report.append(rows)
         models = [r for r in rows if r.get("archive")]
-        self.estimator.observe(unit.spec.algorithm, int(result["peak_memory_mb"] * 1024 * 1024))
+        if outcome.peak_memory_bytes is not None:
+            self.estimator.observe(unit.spec.algorithm, outcome.peak_memory_bytes)
         for row in models:
             self.completed += 1
             self.emit(ev.MODEL_FINISHED, key=row["key"], pipeline=unit.spec.name, phase=unit.phase,
@@ -554,7 +552,7 @@ class Run:
         """Red: kill the largest worker once the tree passes the kill line."""
         by_pid = {p.pid: p.pss for p in sample.processes}
         trees: dict[int, int] = {}
-        handles = {h.pid: h for h in self.executor.running if h.pid is not None and not h.killed_reason}
+        handles = self.executor.resources().workers()
         for pid in handles:
             try:
                 members = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
@@ -565,12 +563,12 @@ class Run:
         victim = self.governor.runaway(used, trees)
         if victim is None:
             return
-        unit: Unit = handles[victim].unit  # type: ignore[attr-defined]
+        unit = handles[victim].unit
         allowance = self.governor.worker_allowance(used, trees[victim])
-        self.executor.kill(handles[victim], (
-            f"memory: the worker used {format_size(trees[victim])}, over its allowance of "
+        self.executor.kill(handles[victim], KillReason(KillKind.MEMORY, (
+            f"the worker used {format_size(trees[victim])}, over its allowance of "
             f"{format_size(allowance)} (estimate {format_size(unit.estimate)}, "
-            f"{format_size(self.limit.bytes)} {self.limit.source} limit)"))
+            f"{format_size(self.limit.bytes)} {self.limit.source} limit)")))
 
     # -- closing -------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import time
-import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,19 +237,3 @@ def _scorer_and_rank(key: str, task: TrainTask) -> tuple[str, int]:
     main_key = key.split("_ovr_class_")[0]
     parts = main_key.split("__")
     return parts[-2], int(parts[-1])
-
-
-def worker_main(task: TrainTask, conn) -> None:
-    """Entry point of a worker process: train, send one message, exit."""
-    try:
-        result = train(task)
-        conn.send(("ok", result))
-    except MemoryError:
-        conn.send(("error", "MemoryError: the worker ran out of memory"))
-    except Exception as exc:  # the worker reports every failure; the run goes on
-        from milo_tui.errors import DiskFullError
-
-        kind = "disk_full" if isinstance(exc, DiskFullError) else "error"
-        conn.send((kind, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
-    finally:
-        conn.close()
