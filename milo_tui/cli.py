@@ -1,12 +1,9 @@
 """`milo`: the one console script.
 
-    milo init DIR --train FILE --test FILE --target COLUMN
-    milo run PROJECT [--headless] [--resume] [--force]
-    milo watch PROJECT
-    milo models PROJECT [--sort COLUMN] [--json] [--limit N]
-    milo extract PROJECT KEY [-o PATH] [--bundle]
-    milo estimate PROJECT
-    milo stats PROJECT
+Each command handler is thin: it reads its arguments, calls the part that does
+the work (config, engine launcher, storage, memory) and prints. Errors are not
+handled per command: `main` is the single boundary that turns anything raised
+into one paragraph on stderr and a documented exit code (milo_tui.errors).
 """
 
 from __future__ import annotations
@@ -19,36 +16,42 @@ import time
 from pathlib import Path
 
 from milo_tui import __version__
-from milo_tui.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, MiloError
-
-
-def _fail(exc: MiloError) -> int:
-    print(f"milo: {exc}", file=sys.stderr)
-    return exc.exit_code
+from milo_tui.errors import (EXIT_BAD_INPUT, EXIT_CODES, EXIT_DOES_NOT_FIT, EXIT_FAILED, EXIT_INTERRUPTED,
+                             EXIT_USAGE, BadInputError, MiloError, user_error)
 
 
 # -- init ------------------------------------------------------------------------
 
 def cmd_init(args) -> int:
     from milo_tui import config as cfg
-    from milo_tui.errors import BadInputError
+    from milo_tui.csvpeek import class_labels
 
     root = Path(args.dir)
     if (root / "milo.toml").exists() and not args.force:
         raise BadInputError(f"{root / 'milo.toml'} already exists; nothing was changed. Use --force to replace it.")
-    values = cfg.defaults()
-    root.mkdir(parents=True, exist_ok=True)
+    values = cfg.preset_values(args.preset)
+    labels = {}
     for role, source in (("train", args.train), ("test", args.test)):
         path = Path(source)
         if not path.is_file():
             raise BadInputError(f"The {role} CSV {path} does not exist. Give the path of an existing file.")
-        values["data"][role] = os.path.relpath(path.resolve(), root.resolve())
+        labels[role] = class_labels(path, args.target)
+    root.mkdir(parents=True, exist_ok=True)
+    for role, source in (("train", args.train), ("test", args.test)):
+        values["data"][role] = os.path.relpath(Path(source).resolve(), root.resolve())
     values["data"]["target"] = args.target
     text = cfg.render_toml(values)
     cfg.validate(cfg.tomllib.loads(text), cfg.ProjectPaths.of(root))  # what we write must load
     (root / "milo.toml").write_text(text, encoding="utf-8")
-    print(f"Created {root / 'milo.toml'}. Check the search space in it, then `milo estimate {root}` "
-          f"and `milo run {root}`.")
+    found = labels["train"]
+    print(f"Created {root / 'milo.toml'} with the {args.preset!r} search space "
+          f"({cfg.PRESETS[args.preset].summary}).")
+    print(f"Target column {args.target!r}: {len(found)} classes in the training CSV: "
+          + ", ".join(f"{label!r} ({count} rows)" for label, count in found.items()) + ".")
+    unseen = sorted(set(labels["test"]) - set(found))
+    if unseen:
+        print(f"Warning: the test CSV has classes the training CSV lacks: {', '.join(map(repr, unseen))}.")
+    print(f"Next: check the search space in it, then `milo estimate {root}` and `milo run {root}`.")
     return 0
 
 
@@ -63,10 +66,10 @@ class HeadlessPrinter:
     sensitivity, then f1; per-class rows of a multi-class model never count).
     """
 
-    def __init__(self, out=sys.stdout) -> None:
+    def __init__(self, out=None) -> None:
         from milo_tui.runstate import RunState
 
-        self.out = out
+        self.out = out if out is not None else sys.stdout  # looked up now: tests and pipes replace it
         self.started = time.monotonic()
         self.state = RunState()
         self.exit_code: int | None = None
@@ -77,9 +80,16 @@ class HeadlessPrinter:
         print(f"[{_clock(elapsed)}] {text}", file=self.out, flush=True)
 
     def handle(self, event) -> None:
+        """One event -> at most a line or two. A payload of the wrong shape is said, never fatal."""
+        self.state.apply(event)
+        try:
+            self._print(event)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            self._line(f"warning: ignored a malformed {event.type} event #{event.seq} ({exc})")
+
+    def _print(self, event) -> None:
         from milo_tui import events as ev
 
-        self.state.apply(event)
         d = event.data
         if event.type == ev.RUN_STARTED:
             phases = d.get("phases", {})
@@ -179,7 +189,10 @@ def run_headless(project: Path, *, resume: bool, force: bool) -> int:
 
 
 def cmd_run(args) -> int:
+    from milo_tui.project import require_project
+
     project = Path(args.project)
+    require_project(project)  # before the launcher creates PROJECT/.milo for a mistyped path
     headless = args.headless or not sys.stdout.isatty()
     if headless:
         return run_headless(project, resume=args.resume, force=args.force)
@@ -189,16 +202,24 @@ def cmd_run(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    project = Path(args.project)
-    if not (project / "events.jsonl").exists() and not (project / "milo.toml").exists():
-        from milo_tui.errors import BadInputError
-
-        raise BadInputError(f"{project} is not a milo project (no milo.toml, no events.jsonl).")
+    paths = _watchable(Path(args.project))
     if args.headless or not sys.stdout.isatty():
-        return watch_headless(project, follow=not args.no_follow)
+        return watch_headless(paths.root, follow=not args.no_follow)
     from milo_tui.tui.app import run_app
 
-    return run_app(project, mode="watch")
+    return run_app(paths.root, mode="watch")
+
+
+def _watchable(project: Path):
+    """A project with a journal to replay; a never-run project is said to be one."""
+    from milo_tui.project import ProjectPaths, require_project
+
+    paths = ProjectPaths.of(project)
+    if paths.events.is_file():
+        return paths
+    require_project(project)
+    raise BadInputError(f"{paths.root} has never run: there is no events.jsonl to watch yet. Start a run with "
+                        f"`milo run {project}` (or `milo run {project} --headless &` to leave it in the background).")
 
 
 def watch_headless(project: Path, *, follow: bool) -> int:
@@ -208,18 +229,19 @@ def watch_headless(project: Path, *, follow: bool) -> int:
 
     printer = HeadlessPrinter()
     stop = threading.Event()
-    if not follow:
-        for event in ev.read_journal(project / "events.jsonl").events:
-            printer.handle(event)
-        return 0
+    garbled = 0
+    batches = ev.follow_journal(project / "events.jsonl", stop) if follow else [ev.read_journal(project / "events.jsonl")]
     try:
-        for batch in ev.follow_journal(project / "events.jsonl", stop):
+        for batch in batches:
+            garbled += len(batch.errors)
             for event in batch.events:
                 printer.handle(event)
                 if event.type == ev.RUN_FINISHED:
                     stop.set()
     except KeyboardInterrupt:
-        return 0
+        pass
+    if garbled:
+        print(f"milo: {garbled} garbled journal lines were skipped", file=sys.stderr)
     return 0
 
 
@@ -228,15 +250,29 @@ def watch_headless(project: Path, *, follow: bool) -> int:
 MODEL_COLUMNS = ["key", "phase", "class_type", "avg_sn_sp", "sensitivity", "specificity", "f1", "roc_auc", "accuracy"]
 
 
-def cmd_models(args) -> int:
-    from milo_tui.engine.report import model_rows, read_report, sort_best_first
-    from milo_tui.errors import BadInputError
-    from milo_tui.project import ProjectPaths
+def _report_rows(paths) -> list[dict]:
+    """report.csv's rows, or one clear error saying why they cannot be read."""
+    import csv
 
-    paths = ProjectPaths.of(args.project)
+    from milo_tui.engine.report import read_report
+
+    try:
+        return read_report(paths.report)
+    except UnicodeDecodeError:
+        raise BadInputError(f"{paths.report} is not UTF-8 text, so it is not a report milo wrote. Restore it, "
+                            f"or retrain with `milo run {paths.root} --force`.") from None
+    except (csv.Error, ValueError, TypeError) as exc:
+        raise BadInputError(f"{paths.report} cannot be read as milo's report ({exc}).") from None
+
+
+def cmd_models(args) -> int:
+    from milo_tui.engine.report import model_rows, sort_best_first
+    from milo_tui.project import require_project
+
+    paths = require_project(args.project)
     if not paths.report.exists():
         raise BadInputError(f"{paths.root} has no report.csv yet: no model has finished. Start with `milo run`.")
-    rows = model_rows(read_report(paths.report))
+    rows = model_rows(_report_rows(paths))
     if args.sort and rows and args.sort not in rows[0]:
         raise BadInputError(f"There is no column {args.sort!r}. Columns: {', '.join(rows[0])}.")
     rows = sort_best_first(rows, args.sort, descending=not args.ascending)
@@ -268,22 +304,36 @@ def _store(project: Path):
         return ModelStore(Path(project))
 
 
-def cmd_extract(args) -> int:
-    from milo_tui.engine.report import read_report
+def _destination(output: str | None) -> Path:
+    """-o as the user meant it: a trailing slash or an existing folder means "into this folder"."""
+    if not output:
+        return Path.cwd()
+    dest = Path(output)
+    if output.endswith(os.sep) and not dest.is_dir():
+        dest.mkdir(parents=True)
+    return dest
 
-    store = _store(Path(args.project))
-    row = next((r for r in read_report(Path(args.project) / "report.csv") if r.get("key") == args.key
-                and r.get("archive")), None)
-    dest = Path(args.output) if args.output else Path.cwd()
-    path = store.export(args.key, dest, bundle=args.bundle, report_row=row)
-    print(f"Extracted {args.key} to {path} (hash verified against the archive index).")
+
+def cmd_extract(args) -> int:
+    from milo_tui.project import require_project
+
+    paths = require_project(args.project)
+    store = _store(paths.root)
+    row = next((r for r in _report_rows(paths) if r.get("key") == args.key and r.get("archive")), None)
+    path = store.export(args.key, _destination(args.output), bundle=args.bundle, report_row=row)
+    if args.json:
+        print(json.dumps({"key": args.key, "path": str(path), "bundle": args.bundle}))
+    else:
+        print(f"Extracted {args.key} to {path} (hash verified against the archive index).")
     return 0
 
 
 def cmd_stats(args) -> int:
+    from milo_tui.project import require_project
     from milo_tui.storage.stats import project_storage_stats
 
-    stats = project_storage_stats(Path(args.project)).as_event()
+    paths = require_project(args.project)
+    stats = project_storage_stats(paths.root).as_event()
     if args.json:
         print(json.dumps(stats, indent=1))
         return 0
@@ -303,6 +353,7 @@ def cmd_stats(args) -> int:
 def cmd_estimate(args) -> int:
     from milo_tui import config as cfg
     from milo_tui.engine.data import load_data
+    from milo_tui.engine.space import PipelineSpec, models_per_pipeline
     from milo_tui.memory.estimate import preflight
     from milo_tui.memory.limits import resolve_limit
 
@@ -311,7 +362,6 @@ def cmd_estimate(args) -> int:
     _, summary = load_data(config.train_path, config.test_path, config.target, cv_folds=s["cv_folds"],
                            test_size=s["test_size"], seed=s["seed"])
     limit = resolve_limit(config.memory["memory_budget"])
-    from milo_tui.engine.space import PipelineSpec, models_per_pipeline
 
     def models_for(algorithm: str, selector: str, searcher: str) -> int:
         spec = PipelineSpec("none", selector, algorithm, searcher)
@@ -320,75 +370,180 @@ def cmd_estimate(args) -> int:
     result = preflight(config, {"n_rows": summary.train_rows, "fit_rows": summary.fit_rows,
                                 "n_features": summary.features, "n_classes": summary.n_classes},
                        limit, models_for=models_for)
-    print(result.render())
-    return 0 if result.fits else 1
+    print(json.dumps(result.as_dict(), indent=1) if args.json else result.render())
+    return 0 if result.fits else EXIT_DOES_NOT_FIT
+
+
+def cmd_settings(args) -> int:
+    from milo_tui import config as cfg
+
+    print(cfg.render_markdown())
+    return 0
 
 
 # -- entry ---------------------------------------------------------------------------
 
+class MiloArgumentParser(argparse.ArgumentParser):
+    """argparse, with its usage errors on their own exit code (64, sysexits' EX_USAGE), so a
+    script can tell a mistyped command line from a project that cannot be used (2)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. `{self.prog} --help` shows the usage.\n")
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 (all) or more")
+    return value
+
+
+def _exit_code_table() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES)
+
+
+def _command(sub, name: str, func, summary: str, description: str, examples: list[str]):
+    """A subcommand with its one-line summary, a description and examples (shown by `milo NAME --help`)."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser = sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _project_arg(parser, what: str = "the project folder (it holds milo.toml)"):
+    parser.add_argument("project", metavar="PROJECT", help=what)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="milo", description="AutoML training that keeps headless servers alive.")
-    parser.add_argument("--version", action="version", version=f"milo {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from milo_tui.config import DEFAULT_PRESET, PRESETS
 
-    p = sub.add_parser("init", help="create a project folder with a documented milo.toml")
-    p.add_argument("dir")
-    p.add_argument("--train", required=True)
-    p.add_argument("--test", required=True)
-    p.add_argument("--target", required=True)
+    parser = MiloArgumentParser(
+        prog="milo", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train thousands of scikit-learn classification pipelines on a headless server, watch "
+                    "memory live, and keep every finished model in indexed tar.gz archives.",
+        epilog="Start with `milo init`, then `milo estimate`, then `milo run`. `milo COMMAND --help` describes "
+               "each command.\n\n" + _exit_code_table())
+    parser.add_argument("--version", action="version", version=f"milo {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _command(sub, "init", cmd_init, "create a project folder with a documented milo.toml",
+                 "Create PROJECT/milo.toml for a training and a test CSV. The target column is checked "
+                 "in the training CSV and the classes found there are listed. --preset chooses the search "
+                 "space: " + "; ".join(f"{name}: {preset.summary}" for name, preset in PRESETS.items()) + ".",
+                 ["milo init myproject --train data/train.csv --test data/test.csv --target outcome",
+                  "milo init first --train train.csv --test test.csv --target outcome --preset quick"])
+    p.add_argument("dir", metavar="PROJECT", help="folder to create (or reuse) for the project")
+    p.add_argument("--train", required=True, metavar="CSV", help="training CSV (split 80/20 into fitting "
+                   "and internal test rows)")
+    p.add_argument("--test", required=True, metavar="CSV", help="generalization CSV, never trained on; the "
+                   "headline metrics come from it")
+    p.add_argument("--target", required=True, metavar="COLUMN", help="name of the class column in both CSVs")
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                   help=f"starting search space (default: {DEFAULT_PRESET})")
     p.add_argument("--force", action="store_true", help="replace an existing milo.toml")
-    p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("run", help="train (the TUI on a terminal, progress lines otherwise)")
-    p.add_argument("project")
+    p = _command(sub, "run", cmd_run, "train (the TUI on a terminal, progress lines otherwise)",
+                 "Train every pipeline of PROJECT/milo.toml. On a terminal this opens the TUI; otherwise "
+                 "(or with --headless) it prints one progress line per event. The engine runs in its own "
+                 "session: it goes on when the TUI quits or the SSH connection drops (`milo watch` "
+                 "re-attaches). Exit codes 3, 4 and 5 leave a run that --resume continues.",
+                 ["milo run myproject", "milo run myproject --headless > run.log 2>&1 &",
+                  "milo run myproject --resume"])
+    _project_arg(p)
     p.add_argument("--headless", action="store_true", help="print progress lines instead of the TUI")
-    p.add_argument("--resume", action="store_true", help="continue a stopped or killed run")
+    p.add_argument("--resume", action="store_true", help="continue a stopped or killed run without "
+                   "retraining finished models")
     p.add_argument("--force", action="store_true", help="retrain from scratch, deleting earlier results")
-    p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("watch", help="attach to a running or finished project (replay, then follow)")
-    p.add_argument("project")
-    p.add_argument("--headless", action="store_true")
-    p.add_argument("--no-follow", action="store_true", help="headless: replay and exit")
-    p.set_defaults(func=cmd_watch)
+    p = _command(sub, "watch", cmd_watch, "attach to a running or finished project (replay, then follow)",
+                 "Replay PROJECT/events.jsonl, then follow it while the run goes on: the TUI on a terminal, "
+                 "progress lines otherwise. Quitting never stops the engine.",
+                 ["milo watch myproject", "milo watch myproject --headless --no-follow"])
+    _project_arg(p, "the project folder of a run (it holds events.jsonl)")
+    p.add_argument("--headless", action="store_true", help="print progress lines instead of the TUI")
+    p.add_argument("--no-follow", action="store_true", help="headless: replay the journal and exit")
 
-    p = sub.add_parser("models", help="list models, best first")
-    p.add_argument("project")
-    p.add_argument("--sort", help="column to sort by (default: avg_sn_sp, sensitivity, f1)")
-    p.add_argument("--ascending", action="store_true")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=0)
-    p.set_defaults(func=cmd_models)
+    p = _command(sub, "models", cmd_models, "list models, best first",
+                 "List the finished models of PROJECT, best first: by avg_sn_sp, then sensitivity, then f1 "
+                 "(on the test CSV), or by the column given with --sort. The count goes to stderr.",
+                 ["milo models myproject --limit 10", "milo models myproject --sort roc_auc --json"])
+    _project_arg(p)
+    p.add_argument("--sort", metavar="COLUMN", help="report.csv column to sort by (default: avg_sn_sp, "
+                   "sensitivity, f1)")
+    p.add_argument("--ascending", action="store_true", help="smallest first")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--limit", type=_non_negative, default=0, metavar="N", help="show the first N (default 0: all)")
 
-    p = sub.add_parser("extract", help="pull one model out of the archives (hash-verified)")
-    p.add_argument("project")
-    p.add_argument("key")
-    p.add_argument("-o", "--output", help="file or folder (default: current folder)")
-    p.add_argument("--bundle", action="store_true", help="a folder with the model, its metrics and parameters")
-    p.set_defaults(func=cmd_extract)
+    p = _command(sub, "extract", cmd_extract, "pull one model out of the archives (hash-verified)",
+                 "Extract one model by its key (see `milo models`) as a plain scikit-learn Pipeline "
+                 "(joblib), verified against the archive index's SHA-256. -o names a file or a folder; "
+                 "a trailing slash creates the folder.",
+                 ["milo extract myproject std__none__lr__grid__roc_auc__0 -o best.joblib",
+                  "milo extract myproject std__none__lr__grid__roc_auc__0 -o exported/ --bundle"])
+    _project_arg(p)
+    p.add_argument("key", metavar="KEY", help="the model's key, as `milo models` lists it")
+    p.add_argument("-o", "--output", metavar="PATH", help="file or folder to write (default: current folder)")
+    p.add_argument("--bundle", action="store_true", help="write a folder with the model, its metrics and "
+                   "parameters")
+    p.add_argument("--json", action="store_true", help="print where it went as JSON")
 
-    p = sub.add_parser("estimate", help="pre-flight estimate: memory, disk, models, time")
-    p.add_argument("project")
-    p.set_defaults(func=cmd_estimate)
+    p = _command(sub, "estimate", cmd_estimate, "pre-flight estimate: memory, disk, models, time",
+                 "Estimate, before training, the memory peak, disk, number of models and time of "
+                 f"PROJECT's run, and whether it fits the memory limit. Exits {EXIT_DOES_NOT_FIT} when it "
+                 "would not fit (an answer, not a failure).",
+                 ["milo estimate myproject", "milo estimate myproject --json"])
+    _project_arg(p)
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
-    p = sub.add_parser("stats", help="storage statistics of a project")
-    p.add_argument("project")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_stats)
+    p = _command(sub, "stats", cmd_stats, "storage statistics of a project",
+                 "Storage statistics of PROJECT: models saved, bytes before and after compression, "
+                 "archives and batches, files waiting to be archived, free disk.",
+                 ["milo stats myproject", "milo stats myproject --json"])
+    _project_arg(p)
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+    _command(sub, "settings", cmd_settings, "list every milo.toml setting with its default",
+             "Print every milo.toml setting, its default and what it means (the same table as "
+             "docs/CONFIG.md).", ["milo settings | less"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
+
+
+def run_command(func, args) -> int:
+    """The one error boundary: whatever a command raises becomes a paragraph and an exit code.
+    MILO_DEBUG=1 lets unexpected errors through with their traceback, for bug reports."""
     try:
-        return args.func(args)
-    except MiloError as exc:
-        return _fail(exc)
+        return func(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `milo models | head`
-        sys.stderr.close()
+        _silence_stdout()
         return 0
+    except Exception as exc:
+        error = user_error(exc)
+        if os.environ.get("MILO_DEBUG") and not isinstance(exc, MiloError):
+            raise
+        print(f"milo: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

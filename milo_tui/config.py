@@ -7,6 +7,7 @@ that table. Unknown keys and wrong types are refused by name.
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from milo_tui.errors import BadInputError
-from milo_tui.project import ProjectPaths
+from milo_tui.project import ProjectPaths, require_project
 
 ALGORITHMS = ("gb", "knn", "lr", "mlp", "nb", "rf", "svm")
 SCALERS = ("none", "minmax", "std")
@@ -146,7 +147,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search", "reoptimize_ovr", False, "multi-class only: refit a binary one-vs-rest model per class and main model", _bool),
     Setting("search", "n_jobs", 1, "parallel jobs inside one search (dropped to 1 when memory is critical)", _int(1, 256)),
     Setting("search", "test_size", 0.2, "share of train.csv held out as the internal test set", _float(0.05, 0.5)),
-    Setting("search", "seed", 42, "random seed of the split, the CV folds and the random searches", _int(0)),
+    # numpy's RandomState, used by scikit-learn, takes seeds below 2**32 only.
+    Setting("search", "seed", 42, "random seed of the split, the CV folds and the random searches", _int(0, 2**32 - 1)),
     Setting("run", "workers", 1, "pipelines trained at once, each in its own worker process", _int(1, 64)),
     Setting("memory", "memory_budget", None, "cap for this run, e.g. \"8GB\"; the limit is the smallest of RAM, cgroup limit and this", _optional(_size)),
     Setting("memory", "sample_interval", 0.5, "seconds between memory samples", _float(0.05, 60)),
@@ -164,6 +166,38 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 REQUIRED = {("data", "train"), ("data", "test"), ("data", "target")}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A starting search space for `milo init --preset NAME`."""
+
+    name: str
+    summary: str
+    search: dict[str, Any]
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("quick", "a first run in a couple of minutes on a small data set: 3 fast algorithms, 5 folds",
+           {"algorithms": ["lr", "nb", "knn"], "scalers": ["std"], "selectors": ["none", "select-50"],
+            "searchers": ["grid"], "scorers": ["accuracy", "roc_auc"], "cv_folds": 5}),
+    Preset("standard", "a sensible default: 6 algorithms, 2 scalers, 3 selectors, grid search, 10 folds",
+           {"algorithms": ["lr", "rf", "knn", "gb", "nb", "svm"], "scalers": ["none", "std"],
+            "selectors": ["none", "select-50", "pca-90"], "searchers": ["grid"],
+            "scorers": ["accuracy", "roc_auc", "f1_macro"], "cv_folds": 10}),
+    Preset("milo-ml", "MILO-ML's whole search space and grids (thousands of models; hours on a small server)",
+           {"algorithms": list(ALGORITHMS), "scalers": list(SCALERS), "selectors": list(SELECTORS),
+            "searchers": list(SEARCHERS), "scorers": list(SCORERS), "cv_folds": 10, "grids": "milo-ml"}),
+)}
+DEFAULT_PRESET = "standard"
+
+
+def preset_values(name: str) -> dict[str, dict[str, Any]]:
+    """Defaults with a preset's search space applied; settings this version lacks are left out."""
+    values = defaults()
+    known = {s.key for s in SETTINGS if s.section == "search"}
+    values["search"].update({k: v for k, v in PRESETS[name].search.items() if k in known})
+    return values
 
 
 @dataclass
@@ -222,7 +256,8 @@ def validate(raw: dict[str, Any], project: ProjectPaths, source: str = "milo.tom
     values = defaults()
     for section, table in raw.items():
         if section not in sections:
-            problems.append(f"unknown section [{section}] (allowed: {', '.join(f'[{s}]' for s in sorted(sections))})")
+            problems.append(f"unknown section [{section}]{_did_you_mean(section, sections, '[{}]')} "
+                            f"(allowed: {', '.join(f'[{s}]' for s in sorted(sections))})")
             continue
         if not isinstance(table, dict):
             problems.append(f"[{section}] must be a table")
@@ -230,8 +265,7 @@ def validate(raw: dict[str, Any], project: ProjectPaths, source: str = "milo.tom
         for key, value in table.items():
             setting = known.get((section, key))
             if setting is None:
-                allowed = ", ".join(s.key for s in SETTINGS if s.section == section)
-                problems.append(f"unknown key {section}.{key} (allowed in [{section}]: {allowed})")
+                problems.append(_unknown_key(section, key))
                 continue
             try:
                 values[section][key] = setting.check(value)
@@ -249,25 +283,35 @@ def validate(raw: dict[str, Any], project: ProjectPaths, source: str = "milo.tom
     if problems:
         raise BadInputError(
             f"{source} cannot be used: " + "; ".join(problems) + ". "
-            "Fix these settings (docs/CONFIG.md lists every setting with its default) and run again."
+            "Fix these settings (`milo settings` lists every one with its default) and run again."
         )
     return Config(project=project, values=values)
 
 
+def _did_you_mean(word: str, candidates, template: str = "{}") -> str:
+    close = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return f", did you mean {template.format(close[0])}?" if close else ""
+
+
+def _unknown_key(section: str, key: str) -> str:
+    """Name the key and suggest what was meant: the same key in its real section first,
+    then a close spelling in this section, then a close spelling anywhere."""
+    here = [s.key for s in SETTINGS if s.section == section]
+    elsewhere = [f"{s.section}.{s.key}" for s in SETTINGS if s.key == key]
+    if not elsewhere and not _did_you_mean(key, here):
+        close = difflib.get_close_matches(str(key), [s.key for s in SETTINGS], n=1, cutoff=0.6)
+        elsewhere = [f"{s.section}.{s.key}" for s in SETTINGS if close and s.key == close[0]]
+    if elsewhere:
+        hint = f", did you mean {elsewhere[0]}?"
+    else:
+        hint = _did_you_mean(key, here, f"{section}.{{}}")
+    return f"unknown key {section}.{key}{hint} (allowed in [{section}]: {', '.join(here)})"
+
+
 def load(project_dir: str | Path) -> Config:
-    paths = ProjectPaths.of(project_dir)
-    if not paths.root.is_dir():
-        raise BadInputError(
-            f"There is no project folder at {paths.root}. Create one with "
-            "`milo init DIR --train FILE --test FILE --target COLUMN`, or check the path."
-        )
+    paths = require_project(project_dir)
     try:
         text = paths.config.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(
-            f"{paths.root} has no milo.toml, so it is not a milo project. Create one with "
-            "`milo init DIR --train FILE --test FILE --target COLUMN`."
-        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{paths.config} cannot be read ({exc}). Check its permissions and encoding.") from None
     try:
@@ -279,7 +323,7 @@ def load(project_dir: str | Path) -> Config:
 
 def render_toml(values: dict[str, dict[str, Any]], comments: bool = True) -> str:
     """A milo.toml with every setting, each documented. Used by `milo init`."""
-    lines = ["# milo project. Every setting is documented in docs/CONFIG.md.", ""]
+    lines = ["# milo project. `milo settings` lists every setting with its default.", ""]
     for section in dict.fromkeys(s.section for s in SETTINGS):
         lines.append(f"[{section}]")
         for s in (s for s in SETTINGS if s.section == section):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from milo_tui.errors import DiskFullError
+from milo_tui.errors import BadInputError, DiskFullError
 
 CONFIG_NAME = "milo.toml"
 
@@ -86,6 +86,44 @@ class ProjectPaths:
         return self.state / "engine.pid"
 
 
+def require_project(root: str | os.PathLike) -> ProjectPaths:
+    """The paths of an existing project, or one clear BadInputError saying what is missing."""
+    paths = ProjectPaths.of(root)
+    if not paths.root.is_dir():
+        raise BadInputError(
+            f"There is no project folder at {paths.root}. Create one with "
+            "`milo init DIR --train FILE --test FILE --target COLUMN`, or check the path."
+        )
+    if not paths.config.is_file():
+        raise BadInputError(
+            f"{paths.root} has no milo.toml, so it is not a milo project. Create one with "
+            "`milo init DIR --train FILE --test FILE --target COLUMN`, or check the path."
+        )
+    return paths
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (os.umask can only be read by setting it,
+    which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shared_file_mode() -> int:
+    """The mode a plain open() would give a new file: 0o644 under umask 022, 0o600 under 077.
+    A project's files are shared the way the user shares everything else; only temp
+    workspaces and the engine's .milo state stay private regardless."""
+    return 0o666 & ~current_umask()
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -109,6 +147,8 @@ def atomic_write(path: Path, fill: Callable[[BinaryIO], None], *, what: str | No
 
     Readers and crashes see the old file or the new one, never half of one. A
     full disk becomes DiskFullError (naming `what`), and no temp file is left.
+    The file gets `mode`, or by default what the umask allows (mkstemp's 0600
+    would hide results from colleagues who can read everything else).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +159,7 @@ def atomic_write(path: Path, fill: Callable[[BinaryIO], None], *, what: str | No
             handle.flush()
             os.fsync(handle.fileno())
             size = handle.tell()
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else shared_file_mode())
         os.replace(tmp, path)
         return size
     except BaseException as exc:
