@@ -103,6 +103,7 @@ class MiloApp(App[int]):
         self._store_error = ""
         self._store_lock = threading.Lock()
         self._painted_version = -1
+        self._themes_ready = False
         self._seen_final = False
         self.detached = False
         self.stopping = False
@@ -150,21 +151,24 @@ class MiloApp(App[int]):
         for theme in self.themes:
             self.register_theme(theme)
         saved = load_settings().get("theme")
-        names = self.theme_names
-        self.theme = saved if saved in names else DEFAULT_THEME
+        self.theme = saved if saved in self.theme_names else DEFAULT_THEME
+        self._themes_ready = True
         self._update_palette()
-        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
 
     @property
     def theme_names(self) -> list[str]:
-        return [t.name for t in self.themes]
+        """milo's themes first (shipped, then the user's), then Textual's own (nord, gruvbox, ...)."""
+        ours = [t.name for t in self.themes]
+        return ours + sorted(name for name in self.available_themes if name not in ours)
 
     def _update_palette(self) -> None:
         self.palette = palette_from_variables(self.get_css_variables())
 
-    def _on_theme_changed(self, theme: Any) -> None:
+    def watch_theme(self, theme: str) -> None:
+        if not self._themes_ready:
+            return  # Textual's default theme while starting; the saved one follows
         self._update_palette()
-        save_setting("theme", self.theme)
+        save_setting("theme", theme)
         self._painted_version = -1  # colours changed: repaint everything
         self.refresh_tick(force_all=True)
 

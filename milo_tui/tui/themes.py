@@ -1,4 +1,4 @@
-"""Themes from TOML files: the shipped ones in themes/, the user's in ~/.config/milo/themes.
+"""Themes from TOML files: the shipped ones in milo_tui/themes/ (package data), the user's in ~/.config/milo/themes.
 
 A theme file is flat TOML with textual's Theme fields:
 
@@ -30,8 +30,7 @@ from milo_tui.tui.settings import user_themes_dir
 
 DEFAULT_THEME = "milo-dark"
 HIGH_CONTRAST_THEME = "milo-high-contrast"
-SHIPPED_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
-PACKAGED_THEMES_DIR = Path(__file__).resolve().parents[1] / "themes"
+SHIPPED_THEMES_DIR = Path(__file__).resolve().parents[1] / "themes"  # inside the package: wheels carry it
 _THEME_FIELDS = {f.name for f in fields(Theme)}
 
 # Used only when no theme file can be found (e.g. an installation without the themes folder).
@@ -65,7 +64,7 @@ def theme_from_toml(path: Path) -> Theme:
 
 
 def theme_dirs() -> list[Path]:
-    return [SHIPPED_THEMES_DIR, PACKAGED_THEMES_DIR, user_themes_dir()]
+    return [SHIPPED_THEMES_DIR, user_themes_dir()]
 
 
 def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]:

@@ -15,6 +15,7 @@ from milo_tui.tui.screens.detail import DetailScreen
 from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog, keys_table
 from milo_tui.tui.settings import load_settings
 from milo_tui.tui.widgets.browser import COLUMNS
+from milo_tui.tui.widgets.ordered_table import FAST_TABLE_SWITCH
 from tui_fakes import sync, FakeStore, fake_engine_starter, make_finished_project, metrics_for, model_keys
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -39,6 +40,20 @@ async def settle(pilot, app: MiloApp) -> None:
     await pilot.pause(0.05)
     app.refresh_tick(force_all=True)
     await pilot.pause(0.05)
+
+
+@pytest.fixture(params=["fast", "public"])
+def table_kind(request, monkeypatch) -> str:
+    """The browser with the fast table (Textual internals, quarantined) and with the public-API table.
+
+    What must survive either way: the rows shown, their order, filters and live merging.
+    """
+    monkeypatch.setenv(FAST_TABLE_SWITCH, "1" if request.param == "fast" else "0")
+    return request.param
+
+
+def assert_table_kind(app: MiloApp, kind: str) -> None:
+    assert app.browser.table.uses_fast_paths == (kind == "fast")
 
 
 def table_row_ids(app: MiloApp) -> list[str]:
@@ -68,9 +83,10 @@ async def test_watch_replays_a_finished_project(finished):
 
 
 @sync
-async def test_sort_reverse_and_best_first(finished):
+async def test_sort_reverse_and_best_first(finished, table_kind):
     app = watch_app(finished)
     async with app.run_test(size=(80, 24)) as pilot:
+        assert_table_kind(app, table_kind)
         await wait_for(pilot, lambda: len(app.state.models) == 30)
         await pilot.press("2")
         await settle(pilot, app)
@@ -92,10 +108,11 @@ async def test_sort_reverse_and_best_first(finished):
 
 
 @sync
-async def test_filter_by_text_phase_and_class(tmp_path):
+async def test_filter_by_text_phase_and_class(tmp_path, table_kind):
     paths = make_finished_project(tmp_path / "multi", n_models=14, class_labels=("a", "b", "c"))
     app = watch_app(paths)
     async with app.run_test(size=(80, 24)) as pilot:
+        assert_table_kind(app, table_kind)
         await wait_for(pilot, lambda: len(app.state.models) == 14 * 4)
         await pilot.press("slash", "k", "n", "n", "enter")
         await settle(pilot, app)
@@ -201,6 +218,22 @@ async def test_theme_switch_is_remembered(finished):
     async with again.run_test(size=(80, 24)):
         assert again.theme == chosen
         assert again.palette != palette_dark
+
+
+@sync
+async def test_textual_themes_are_offered_beside_milos_and_remembered(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)):
+        names = app.theme_names
+        assert names[:3] == ["milo-dark", "milo-high-contrast", "milo-light"]
+        assert {"nord", "gruvbox", "textual-dark"} <= set(names)
+        assert "Theme: nord" in [name for name, _, _ in app.palette_commands()]
+        app.set_theme("nord")
+        assert load_settings()["theme"] == "nord"
+        assert app.palette["warn"]  # a theme without milo's variables still colours the memory status
+    again = watch_app(finished)
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == "nord"
 
 
 @sync
@@ -325,7 +358,7 @@ async def test_garbled_journal_lines_are_reported(tmp_path):
 
 
 @sync
-async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_path):
+async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_path, table_kind):
     from milo_tui.runstate import ModelRow
     from milo_tui.tui.widgets.browser import sort_key_function
     from tui_fakes import split_for_bench
@@ -337,6 +370,7 @@ async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_p
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         browser = app.browser
+        assert_table_kind(app, table_kind)
 
         def expected() -> list[str]:
             key = sort_key_function(browser.sort_column, browser.sort_descending)

@@ -149,3 +149,13 @@ def test_state_module_does_not_import_textual():
             "milo_tui.tui.sources, milo_tui.tui.extraction; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_no_module_imports_a_private_textual_module():
+    """Textual's private modules change without notice; internals live only in widgets/fast_table.py."""
+    import re
+
+    private = re.compile(r"^\s*(from|import)\s+textual(\.\w+)*\._\w+", re.MULTILINE)
+    offenders = [str(path) for path in Path(__file__).resolve().parents[2].joinpath("milo_tui").rglob("*.py")
+                 if private.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []

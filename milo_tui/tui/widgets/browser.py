@@ -14,32 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from rich.cells import cell_len, set_cell_size
 from rich.markup import escape
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
-from textual.geometry import Size
 from textual.widgets import DataTable, Input, Static
-from textual.widgets._data_table import DuplicateKey, Row, RowKey
-
-try:  # DataTable's own row-position map (textual 8.x); without it we fall back to DataTable.sort
-    from textual._two_way_dict import TwoWayDict
-except ImportError:  # pragma: no cover - depends on the textual version
-    TwoWayDict = None  # type: ignore[assignment,misc]
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.widgets.ordered_input import OrderedInput
+from milo_tui.tui.widgets.ordered_table import OrderedTable, make_ordered_table
 from milo_tui.runstate import ModelRow, RunState
 
 PHASE_FILTERS = ("all", "main", "per-class", "ovr")
 FILTER_DEBOUNCE = 0.25
 FULL_REBUILD_AT = 400  # more changed rows than this in one tick: rebuild instead of patching
-FAST_CELL_CACHE = 20_000  # rendered body cells kept (a few screens' worth, with cursor/zebra variants)
 
 
 class RowCell(str):
@@ -143,135 +133,13 @@ def _plain(text: str) -> str:
     return escape(text) if "[" in text else text
 
 
-class ModelTable(DataTable):
-    """The DataTable of the browser; Enter (row selected) opens the model details.
-
-    DataTable measures every cell of every new row with rich and pays a reactive
-    update per add_row; at 10,000 rows that is seconds. Our cells are one-line
-    plain text, so widths are their cell lengths, and bulk loads set the row
-    bookkeeping once. Both lean on DataTable internals (textual 8.x); if those
-    change, `_fast_paths` turns off and the public API is used instead.
-    """
-
-    _fast_paths = hasattr(DataTable, "_update_dimensions") and hasattr(DataTable, "_total_row_height")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._fast_cell_cache: dict[tuple, list[list[Segment]]] = {}  # before super(): its watchers clear it
-        super().__init__(*args, **kwargs)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._fast_cell_cache.clear()  # a theme change: component styles differ under the same keys
-
-    def _clear_caches(self) -> None:
-        super()._clear_caches()
-        self._fast_cell_cache.clear()
-    _can_set_order = TwoWayDict is not None
-
-    def set_order(self, row_ids: list[str], fallback_key: Callable[[Any], Any]) -> None:
-        """Show the rows in this order (every row of the table, each once).
-
-        One pass that sets the row positions, instead of DataTable.sort's
-        key calls and sort; `fallback_key` (a sort key over the first cell)
-        is used if the internals are not there.
-        """
-        if not self._can_set_order or not hasattr(self, "_row_locations"):
-            self.sort(COLUMNS[0].key, key=fallback_key)
-            return
-        keys = {key.value: key for key in self.rows}
-        self._row_locations = TwoWayDict({keys[row_id]: index for index, row_id in enumerate(row_ids)})
-        self._update_count += 1
-        self.refresh()
-
-    def load_rows(self, rows: list[tuple[str, list[Any]]]) -> None:
-        """Append many rows at once (the table is usually empty: a rebuild)."""
-        if not self._fast_paths:
-            for key, cells in rows:
-                self.add_row(*cells, key=key)
-            return
-        try:
-            was_empty = self.row_count == 0
-            columns = self.ordered_columns
-            for key, cells in rows:
-                row_key = RowKey(key)
-                if row_key in self._row_locations:
-                    raise DuplicateKey(f"The row key {row_key!r} already exists.")
-                self._row_locations[row_key] = len(self._data)
-                self._data[row_key] = {column.key: cell for column, cell in zip(columns, cells)}
-                self.rows[row_key] = Row(row_key, 1, None, False)
-                self._new_rows.add(row_key)
-        except AttributeError:
-            type(self)._fast_paths = False
-            raise
-        self._require_update_dimensions = True
-        self.cursor_coordinate = self.cursor_coordinate
-        if was_empty and rows and self.show_cursor and self.cursor_type != "none":
-            self._highlight_cursor()
-        self._update_count += 1
-        self.check_idle()
-
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,  # type: ignore[override]
-                     cursor: bool = False, hover: bool = False):
-        """Body cells drawn as one padded segment, cached by their text rather than the table's
-        update count.
-
-        DataTable renders each cell through rich (markup parse, padding,
-        line splitting) and drops its cell cache whenever any row is added or
-        moves, so every tick of a live run re-rendered every visible cell
-        (~0.5 ms each on a loaded machine: a third of a second per tick).
-        Our body cells are one line of plain text, so the segment is built
-        directly; headers, labels and anything unusual take the normal path.
-        """
-        if row_index < 0 or column_index < 0 or not self._fast_paths:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        row = self.rows.get(row_key)
-        value = self._data.get(row_key, {}).get(column_key)
-        if row is None or row.height != 1 or not isinstance(value, str) or "\\" in value:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cache_key = (value, row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
-                     self.show_cursor, self._pseudo_class_state)
-        lines = self._fast_cell_cache.get(cache_key)
-        if lines is None:
-            component_style, post_style = self._get_styles_to_render_cell(
-                False, False, row_index < self.fixed_rows or column_index < self.fixed_columns, hover, cursor,
-                self.show_cursor, self._show_hover_cursor, self.cursor_foreground_priority == "css",
-                self.cursor_background_priority == "css")
-            style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-            pad = " " * self.cell_padding
-            text = pad + set_cell_size(value, max(0, width - 2 * self.cell_padding)) + pad
-            lines = [[Segment(text, style + post_style)]]
-            if len(self._fast_cell_cache) > FAST_CELL_CACHE:
-                self._fast_cell_cache.clear()
-            self._fast_cell_cache[cache_key] = lines
-        return lines
-
-    def _update_dimensions(self, new_rows) -> None:  # type: ignore[override]
-        if not self._fast_paths:
-            super()._update_dimensions(new_rows)
-            return
-        columns = list(self.columns.values())
-        data = self._data
-        rows = [data[key] for key in new_rows if key in data]
-        for column in columns:
-            texts = [row.get(column.key) or "" for row in rows]
-            width = max((len(t) if t.isascii() else cell_len(t) for t in map(str, texts)), default=0)
-            column.content_width = max(column.content_width, width, cell_len(str(column.label)))
-        self._line_cache.clear()
-        self._styles_cache.clear()
-        total_width = sum(column.get_render_width(self) for column in columns) + self._row_label_column_width
-        header_height = self.header_height if self.show_header else 0
-        self.virtual_size = Size(total_width, self._total_row_height + header_height)
-
-
 class ModelBrowser(Vertical):
     DEFAULT_CSS = """
     ModelBrowser { height: 1fr; }
     ModelBrowser #browser-bar { height: 1; }
     ModelBrowser #browser-filter { width: 1fr; height: 1; border: none; padding: 0 1; }
     ModelBrowser #browser-info { width: auto; height: 1; padding: 0 1; color: $text-muted; }
-    ModelBrowser ModelTable { height: 1fr; }
+    ModelBrowser #browser-table { height: 1fr; }
     """
 
     class Selected(Message):
@@ -298,7 +166,7 @@ class ModelBrowser(Vertical):
         with Horizontal(id="browser-bar"):
             yield OrderedInput(placeholder="/ filter: words in key, class, phase", id="browser-filter")
             yield Static(id="browser-info")
-        table = ModelTable(id="browser-table", cursor_type="row", zebra_stripes=True)
+        table = make_ordered_table(id="browser-table", cursor_type="row", zebra_stripes=True)
         table.cursor_blink = False  # deterministic snapshots, calmer over SSH
         yield table
 
@@ -309,8 +177,8 @@ class ModelBrowser(Vertical):
         self.rebuild()
 
     @property
-    def table(self) -> ModelTable:
-        return self.query_one(ModelTable)
+    def table(self) -> OrderedTable:
+        return self.query_one("#browser-table", OrderedTable)
 
     # ----- what is shown ---------------------------------------------------
     def visible_rows(self) -> list[ModelRow]:
@@ -401,7 +269,7 @@ class ModelBrowser(Vertical):
         order_key = sort_key_function(self.sort_column, self.sort_descending)
         placeholder = ModelRow(key="")
         self.table.set_order([row_id for _, row_id in self._order],
-                             fallback_key=lambda cell: order_key(rows.get(cell.row_id, placeholder)))
+                             first_cell_key=lambda cell: order_key(rows.get(cell.row_id, placeholder)))
 
     def _restore_cursor(self, row_id: str | None) -> None:
         table = self.table

@@ -1,0 +1,136 @@
+"""Quarantine: the only code that reaches into DataTable's private internals.
+
+Written against Textual 8.2 (tested with 8.2.8). `available()` says whether the
+installed Textual is that major version and still has the members used here;
+if not, `ordered_table.make_ordered_table` falls back to the public-API
+`OrderedTable`, which does the same job more slowly. `MILO_TUI_FAST_TABLE=0`
+forces the fallback (tests/tui/test_tui_app.py runs the browser that way).
+
+Why it exists, measured (docs/PERFORMANCE.md, TUI): DataTable measures every
+cell of every new row through rich and pays a reactive update per add_row, so
+a 10,000-row rebuild took seconds; and it re-renders every visible cell
+through rich whenever any row is added or moves, a third of a second per
+refresh tick on a loaded machine. Our cells are one line of plain text, so
+widths are cell lengths, bulk loads set the row bookkeeping once, a new order
+is one pass over the row-position map, and body cells are one cached segment.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Callable
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.widgets import DataTable
+from textual.widgets.data_table import DuplicateKey, Row, RowKey
+
+from milo_tui.tui.widgets.ordered_table import OrderedTable
+
+WRITTEN_AGAINST_MAJOR = 8  # Textual 8.2.x
+FAST_CELL_CACHE = 20_000  # rendered body cells kept (a few screens' worth, with cursor/zebra variants)
+_PRIVATE_MEMBERS = ("_update_dimensions", "_render_cell", "_get_styles_to_render_cell", "_clear_caches",
+                    "_total_row_height", "_highlight_cursor")
+
+
+def available() -> bool:
+    """True when the installed Textual is the major version this was written against, with its internals."""
+    try:
+        major = int(version("textual").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return major == WRITTEN_AGAINST_MAJOR and all(hasattr(DataTable, name) for name in _PRIVATE_MEMBERS)
+
+
+class FastOrderedTable(OrderedTable):
+    """OrderedTable with bulk loads, one-pass reordering and cached plain body cells."""
+
+    uses_fast_paths = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._fast_cell_cache: dict[tuple, list[list[Segment]]] = {}  # before super(): its watchers clear it
+        super().__init__(*args, **kwargs)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._fast_cell_cache.clear()  # a theme change: component styles differ under the same keys
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._fast_cell_cache.clear()
+
+    def set_order(self, row_ids: list[str], first_cell_key: Callable[[Any], Any]) -> None:
+        """One pass that sets the row positions, instead of DataTable.sort's key calls and sort."""
+        keys = {key.value: key for key in self.rows}
+        locations = type(self._row_locations)  # DataTable's two-way dict, whatever it is called
+        self._row_locations = locations({keys[row_id]: index for index, row_id in enumerate(row_ids)})
+        self._update_count += 1
+        self.refresh()
+
+    def load_rows(self, rows: list[tuple[str, list[Any]]]) -> None:
+        """Append many rows with their bookkeeping set directly (no per-row measuring or refresh)."""
+        was_empty = self.row_count == 0
+        columns = self.ordered_columns
+        for key, cells in rows:
+            row_key = RowKey(key)
+            if row_key in self._row_locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            self._row_locations[row_key] = len(self._data)
+            self._data[row_key] = {column.key: cell for column, cell in zip(columns, cells)}
+            self.rows[row_key] = Row(row_key, 1, None, False)
+            self._new_rows.add(row_key)
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if was_empty and rows and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()
+        self._update_count += 1
+        self.check_idle()
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,  # type: ignore[override]
+                     cursor: bool = False, hover: bool = False):
+        """Body cells drawn as one padded segment, cached by their text rather than the table's update count.
+
+        Headers, labels and anything unusual (markup escapes, taller rows)
+        take DataTable's normal path.
+        """
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self.rows.get(row_key)
+        value = self._data.get(row_key, {}).get(column_key)
+        if row is None or row.height != 1 or not isinstance(value, str) or "\\" in value:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        cache_key = (value, row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
+                     self.show_cursor, self._pseudo_class_state)
+        lines = self._fast_cell_cache.get(cache_key)
+        if lines is None:
+            component_style, post_style = self._get_styles_to_render_cell(
+                False, False, row_index < self.fixed_rows or column_index < self.fixed_columns, hover, cursor,
+                self.show_cursor, self._show_hover_cursor, self.cursor_foreground_priority == "css",
+                self.cursor_background_priority == "css")
+            style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+            pad = " " * self.cell_padding
+            text = pad + set_cell_size(value, max(0, width - 2 * self.cell_padding)) + pad
+            lines = [[Segment(text, style + post_style)]]
+            if len(self._fast_cell_cache) > FAST_CELL_CACHE:
+                self._fast_cell_cache.clear()
+            self._fast_cell_cache[cache_key] = lines
+        return lines
+
+    def _update_dimensions(self, new_rows) -> None:  # type: ignore[override]
+        """Column widths from the cells' lengths (plain one-line text) instead of rich measuring."""
+        columns = list(self.columns.values())
+        data = self._data
+        rows = [data[key] for key in new_rows if key in data]
+        for column in columns:
+            texts = [row.get(column.key) or "" for row in rows]
+            width = max((len(t) if t.isascii() else cell_len(t) for t in map(str, texts)), default=0)
+            column.content_width = max(column.content_width, width, cell_len(str(column.label)))
+        self._line_cache.clear()
+        self._styles_cache.clear()
+        total_width = sum(column.get_render_width(self) for column in columns) + self._row_label_column_width
+        header_height = self.header_height if self.show_header else 0
+        self.virtual_size = Size(total_width, self._total_row_height + header_height)
