@@ -143,6 +143,7 @@ def plain_loop(project: Path) -> dict:
 
     from milo_tui.config import load
     from milo_tui.engine.data import load_data
+    from milo_tui.engine.grids import SearchSpace
     from milo_tui.engine.space import enumerate_pipelines, make_pipeline
     from milo_tui.engine.worker import TrainTask, run_search
 
@@ -154,7 +155,7 @@ def plain_loop(project: Path) -> dict:
     fitted = []
     for spec in enumerate_pipelines(config):
         task = TrainTask(phase="main", spec=spec, scorers=s["scorers"], top_k=s["top_k"], cv_folds=s["cv_folds"],
-                         random_iterations=s["random_iterations"], n_jobs=s["n_jobs"], seed=s["seed"],
+                         space=SearchSpace.from_config(config), n_jobs=s["n_jobs"], seed=s["seed"],
                          class_labels=summary.class_labels, arrays={}, models_dir="", class_results_dir="",
                          archive="main_models")
         chosen = run_search(task, arrays["X_fit"], arrays["y_fit"], summary.n_classes)

@@ -353,22 +353,26 @@ def cmd_stats(args) -> int:
 def cmd_estimate(args) -> int:
     from milo_tui import config as cfg
     from milo_tui.engine.data import load_data
-    from milo_tui.engine.space import PipelineSpec, models_per_pipeline
+    from milo_tui.engine.space import PipelineSpec, min_class_count, models_per_pipeline
     from milo_tui.memory.estimate import preflight
     from milo_tui.memory.limits import resolve_limit
 
     config = cfg.load(args.project)
     s = config.search
-    _, summary = load_data(config.train_path, config.test_path, config.target, cv_folds=s["cv_folds"],
+    arrays, summary = load_data(config.train_path, config.test_path, config.target, cv_folds=s["cv_folds"],
                            test_size=s["test_size"], seed=s["seed"])
     limit = resolve_limit(config.memory["memory_budget"])
+    from milo_tui.engine.grids import SearchSpace
+
+    space, smallest = SearchSpace.from_config(config), min_class_count(arrays["y_fit"])
 
     def models_for(algorithm: str, selector: str, searcher: str) -> int:
         spec = PipelineSpec("none", selector, algorithm, searcher)
-        return models_per_pipeline(spec, s["scorers"], s["top_k"], s["random_iterations"])
+        return models_per_pipeline(spec, s["scorers"], s["top_k"], space, smallest)
 
     result = preflight(config, {"n_rows": summary.train_rows, "fit_rows": summary.fit_rows,
-                                "n_features": summary.features, "n_classes": summary.n_classes},
+                                "n_features": summary.features, "n_classes": summary.n_classes,
+                                "smallest_class": smallest},
                        limit, models_for=models_for)
     print(json.dumps(result.as_dict(), indent=1) if args.json else result.render())
     return 0 if result.fits else EXIT_DOES_NOT_FIT

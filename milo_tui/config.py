@@ -25,7 +25,8 @@ from milo_tui.project import ProjectPaths, require_project
 ALGORITHMS = ("gb", "knn", "lr", "mlp", "nb", "rf", "svm")
 SCALERS = ("none", "minmax", "std")
 SELECTORS = ("none", "pca-80", "pca-90", "rf-25", "rf-50", "rf-75", "select-25", "select-50", "select-75")
-SEARCHERS = ("grid", "random")
+SEARCHERS = ("grid", "random", "random2")
+GRID_PRESETS = ("compact", "milo-ml")
 SCORERS = ("accuracy", "roc_auc", "f1_macro")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
@@ -139,10 +140,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("search", "algorithms", list(ALGORITHMS), "algorithms to train", _subset(ALGORITHMS)),
     Setting("search", "scalers", list(SCALERS), "scalers", _subset(SCALERS)),
     Setting("search", "selectors", list(SELECTORS), "feature selectors", _subset(SELECTORS)),
-    Setting("search", "searchers", list(SEARCHERS), "hyper-parameter searches", _subset(SEARCHERS)),
+    Setting("search", "grids", "compact", "parameter grids and random distributions: \"milo-ml\" (MILO-ML's own, 567 pipelines) or \"compact\" (small, quick); override one algorithm's values with a [grids.ALG] table", _choice(*GRID_PRESETS)),
+    Setting("search", "searchers", None, "hyper-parameter searches (random2 is a second random search with its own seed); default: the preset's, grid + random (compact) or grid + random + random2 (milo-ml)", _optional(_subset(SEARCHERS))),
     Setting("search", "scorers", list(SCORERS), "scorers of the multi-metric search; the top models of each are refit", _subset(SCORERS)),
     Setting("search", "cv_folds", 10, "stratified k-fold CV folds", _int(2, 50)),
-    Setting("search", "random_iterations", 10, "parameter sets a random search tries", _int(2, 1000)),
+    Setting("search", "random_iterations", None, "parameter sets a random search draws at most (fewer when its space is smaller); default: the preset's, 10 (compact) or 100 (milo-ml)", _optional(_int(2, 1000))),
     Setting("search", "top_k", 2, "parameter sets refit per scorer", _int(1, 10)),
     Setting("search", "reoptimize_ovr", False, "multi-class only: refit a binary one-vs-rest model per class and main model", _bool),
     Setting("search", "n_jobs", 1, "parallel jobs inside one search (dropped to 1 when memory is critical)", _int(1, 256)),
@@ -255,9 +257,14 @@ def validate(raw: dict[str, Any], project: ProjectPaths, source: str = "milo.tom
     problems: list[str] = []
     values = defaults()
     for section, table in raw.items():
+        if section == "grids":
+            values["grids"], grid_problems = _grid_overrides(table)
+            problems += grid_problems
+            continue
         if section not in sections:
+            allowed_sections = ", ".join([f"[{s}]" for s in sorted(sections)] + ["[grids.ALGORITHM]"])
             problems.append(f"unknown section [{section}]{_did_you_mean(section, sections, '[{}]')} "
-                            f"(allowed: {', '.join(f'[{s}]' for s in sorted(sections))})")
+                            f"(allowed: {allowed_sections})")
             continue
         if not isinstance(table, dict):
             problems.append(f"[{section}] must be a table")
@@ -306,6 +313,12 @@ def _unknown_key(section: str, key: str) -> str:
     else:
         hint = _did_you_mean(key, here, f"{section}.{{}}")
     return f"unknown key {section}.{key}{hint} (allowed in [{section}]: {', '.join(here)})"
+
+
+def _grid_overrides(table: Any) -> tuple[dict, list[str]]:
+    from milo_tui.engine.grids import check_overrides  # imports scikit-learn: only when [grids] is used
+
+    return check_overrides(table, ALGORITHMS)
 
 
 def load(project_dir: str | Path) -> Config:
@@ -367,4 +380,6 @@ def render_markdown() -> str:
                 "none" if s.default is None else f"`{_toml_value(s.default)}`")
             lines.append(f"| `{s.key}` | {default} | {s.doc} |")
         lines.append("")
-    return "\n".join(lines)
+    from milo_tui.engine.grids import grids_markdown
+
+    return "\n".join(lines + grids_markdown())

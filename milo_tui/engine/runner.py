@@ -25,12 +25,13 @@ import psutil
 from milo_tui import __version__
 from milo_tui import events as ev
 from milo_tui.config import Config, format_size
-from milo_tui.engine.data import DataSummary, prepare_data
+from milo_tui.engine.data import DataSummary, map_arrays, prepare_data
 from milo_tui.engine.executor import (Executor, KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind,
                                       ProcessRole, TaskHandle)
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
-from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, model_keys,
-                                   models_per_pipeline, ovr_key)
+from milo_tui.engine.grids import SearchSpace
+from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, min_class_count, model_keys,
+                                   models_per_pipeline, ovr_key, search_plan)
 from milo_tui.engine.worker import TrainTask
 from milo_tui.errors import (EXIT_DISK_FULL, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                              EXIT_STOPPED_MEMORY, BadInputError, DiskFullError)
@@ -319,9 +320,12 @@ class Run:
                                             baseline_bytes=DEFAULT_BASELINE)
 
         pipelines = enumerate_pipelines(cfg)
-        per_pipeline = {p.name: models_per_pipeline(p, s["scorers"], s["top_k"], s["random_iterations"])
+        space = SearchSpace.from_config(cfg)
+        smallest = min_class_count(map_arrays({"y": array_paths["y_fit"]})["y"])  # k-NN's MILO-ML draws
+        per_pipeline = {p.name: models_per_pipeline(p, s["scorers"], s["top_k"], space, smallest)
                         for p in pipelines}
         main_total = sum(per_pipeline.values())
+        self.search_plan = search_plan(pipelines, space, s["scorers"], s["top_k"], s["cv_folds"], smallest)
         do_ovr = summary.n_classes > 2 and s["reoptimize_ovr"]
         ovr_total = main_total * summary.n_classes if do_ovr else 0
         self.total = main_total + ovr_total
@@ -329,7 +333,7 @@ class Run:
         self.pending: list[Unit] = []
         self.template = dict(
             scorers=s["scorers"], top_k=s["top_k"], cv_folds=s["cv_folds"],
-            random_iterations=s["random_iterations"], seed=s["seed"], class_labels=summary.class_labels,
+            space=space, seed=s["seed"], class_labels=summary.class_labels,
             arrays=array_paths, class_results_dir=str(self.paths.class_results))
         self._write_metadata("running", "")
         self.emit(ev.RUN_STARTED, project=str(self.paths.root), run_id=self.run_id, resume=self.resume,
@@ -642,5 +646,6 @@ class Run:
                        "limit_source": getattr(getattr(self, "limit", None), "source", None),
                        "peak_bytes": self.peak_used},
             "storage": storage,
+            "search": getattr(self, "search_plan", None),  # candidates and CV fits per pipeline
         }
         atomic_write_json(self.paths.metadata, meta)

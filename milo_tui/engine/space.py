@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from milo_tui.config import Config
+from milo_tui.engine.grids import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -40,36 +41,9 @@ def ovr_key(main_key: str, class_index: int) -> str:
 
 def enumerate_pipelines(config: Config) -> list[PipelineSpec]:
     s = config.search
+    searchers = SearchSpace.from_config(config).searchers
     return [PipelineSpec(sc, se, al, sr) for al, sc, se, sr in
-            product(s["algorithms"], s["scalers"], s["selectors"], s["searchers"])]
-
-
-# Parameter grids, prefixed for the Pipeline's final step "clf". Each has at
-# least two candidates so every scorer can refit its top 2.
-GRIDS: dict[str, dict[str, list]] = {
-    "lr": {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
-    "knn": {"n_neighbors": [3, 5, 7, 11], "weights": ["uniform", "distance"]},
-    "rf": {"n_estimators": [50, 100], "max_depth": [None, 8], "max_features": ["sqrt"]},
-    "gb": {"learning_rate": [0.05, 0.1], "max_iter": [50, 100], "max_depth": [None, 3]},
-    "mlp": {"hidden_layer_sizes": [(32,), (64,)], "alpha": [1e-4, 1e-2]},
-    "nb": {"var_smoothing": [1e-9, 1e-8, 1e-7]},
-    "svm": {"C": [0.1, 1.0, 10.0], "gamma": ["scale", 0.01]},
-}
-
-def distributions(algorithm: str) -> dict:
-    """What a random search samples for `algorithm` (scipy is imported here, in the worker)."""
-    from scipy.stats import loguniform, randint
-
-    table = {
-        "lr": {"C": loguniform(1e-3, 1e3)},
-        "knn": {"n_neighbors": randint(1, 30), "weights": ["uniform", "distance"]},
-        "rf": {"n_estimators": randint(20, 150), "max_depth": [None, 4, 8, 16], "max_features": ["sqrt", "log2"]},
-        "gb": {"learning_rate": loguniform(0.01, 0.3), "max_iter": randint(30, 150), "max_depth": [None, 2, 3, 5]},
-        "mlp": {"hidden_layer_sizes": [(16,), (32,), (64,), (32, 16)], "alpha": loguniform(1e-5, 1e-1)},
-        "nb": {"var_smoothing": loguniform(1e-11, 1e-5)},
-        "svm": {"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-4, 1e-1)},
-    }
-    return table[algorithm]
+            product(s["algorithms"], s["scalers"], s["selectors"], searchers)]
 
 
 def make_classifier(algorithm: str, seed: int, *, for_refit: bool = False):
@@ -142,22 +116,37 @@ def make_pipeline(spec: PipelineSpec, n_features: int, seed: int, *, for_refit: 
     return Pipeline(steps)
 
 
-def search_grid(algorithm: str, searcher: str) -> dict:
-    table = GRIDS[algorithm] if searcher == "grid" else distributions(algorithm)
-    return {f"clf__{k}": v for k, v in table.items()}
+def min_class_count(y) -> int:
+    """Size of the smallest class: MILO-ML's k-NN random search tries n_neighbors up to it."""
+    import numpy as np
+
+    return int(np.bincount(np.asarray(y)).min()) if len(y) else 0
 
 
-def grid_size(algorithm: str) -> int:
-    size = 1
-    for values in GRIDS[algorithm].values():
-        size *= len(values)
-    return size
-
-
-def candidates(spec: PipelineSpec, random_iterations: int) -> int:
+def candidates(spec: PipelineSpec, space: SearchSpace, smallest_class: int | None = None) -> int:
     """How many parameter sets the search of `spec` scores."""
-    return grid_size(spec.algorithm) if spec.searcher == "grid" else random_iterations
+    return space.candidates(spec.algorithm, spec.searcher, smallest_class)
 
 
-def models_per_pipeline(spec: PipelineSpec, scorers: list[str], top_k: int, random_iterations: int) -> int:
-    return len(scorers) * min(top_k, candidates(spec, random_iterations))
+def models_per_pipeline(spec: PipelineSpec, scorers: list[str], top_k: int, space: SearchSpace,
+                        smallest_class: int | None = None) -> int:
+    return len(scorers) * min(top_k, candidates(spec, space, smallest_class))
+
+
+def search_plan(pipelines: list[PipelineSpec], space: SearchSpace, scorers: list[str], top_k: int,
+                cv_folds: int, smallest_class: int | None) -> dict:
+    """What each pipeline's search scores and fits, for metadata.json and `milo estimate`.
+
+    `cv_fits` is what a plain GridSearchCV/RandomizedSearchCV fits (candidates x folds);
+    `refits` the models saved (the top parameter sets of each scorer).
+    """
+    per_pipeline = {}
+    for spec in pipelines:
+        n = candidates(spec, space, smallest_class)
+        per_pipeline[spec.name] = {"candidates": n, "cv_fits": n * cv_folds,
+                                   "refits": models_per_pipeline(spec, scorers, top_k, space, smallest_class)}
+    return {"grids": space.preset, "searchers": list(space.searchers),
+            "random_iterations": space.random_iterations, "cv_folds": cv_folds,
+            "candidates": sum(p["candidates"] for p in per_pipeline.values()),
+            "cv_fits": sum(p["cv_fits"] for p in per_pipeline.values()),
+            "pipelines": per_pipeline}

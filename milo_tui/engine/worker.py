@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from milo_tui.engine.space import PipelineSpec, make_pipeline, model_keys, search_grid
+from milo_tui.engine.grids import SearchSpace
+from milo_tui.engine.space import PipelineSpec, make_pipeline, model_keys
 
 SCORING_BINARY = {"accuracy": "accuracy", "roc_auc": "roc_auc", "f1_macro": "f1_macro"}
 SCORING_MULTI = {"accuracy": "accuracy", "roc_auc": "roc_auc_ovr", "f1_macro": "f1_macro"}
@@ -32,7 +33,7 @@ class TrainTask:
     scorers: list[str]
     top_k: int
     cv_folds: int
-    random_iterations: int
+    space: SearchSpace
     n_jobs: int
     seed: int
     class_labels: list[str]
@@ -109,14 +110,19 @@ def run_search(task: TrainTask, X: np.ndarray, y: np.ndarray, n_classes: int) ->
     scoring_table = SCORING_BINARY if n_classes == 2 else SCORING_MULTI
     scoring = {s: scoring_table[s] for s in task.scorers}
     cv = StratifiedKFold(n_splits=task.cv_folds, shuffle=True, random_state=task.seed)
+    from milo_tui.engine.grids import prefixed, to_sklearn
+    from milo_tui.engine.space import min_class_count
+
     pipeline = make_pipeline(task.spec, X.shape[1], task.seed)
-    grid = search_grid(task.spec.algorithm, task.spec.searcher)
     common = dict(scoring=scoring, refit=False, cv=cv, n_jobs=task.n_jobs, error_score=np.nan)
-    if task.spec.searcher == "grid":
-        search = GridSearchCV(pipeline, grid, **common)
+    algorithm, searcher = task.spec.algorithm, task.spec.searcher
+    if searcher == "grid":
+        search = GridSearchCV(pipeline, prefixed(task.space.grid(algorithm)), **common)
     else:
-        search = RandomizedSearchCV(pipeline, grid, n_iter=task.random_iterations,
-                                    random_state=task.seed, **common)
+        smallest = min_class_count(y)
+        search = RandomizedSearchCV(pipeline, to_sklearn(task.space.random(algorithm, smallest)),
+                                    n_iter=task.space.random_draws(algorithm, smallest),
+                                    random_state=task.space.search_seed(searcher), **common)
     search.fit(X, y)
     results = search.cv_results_
     chosen: dict[str, dict] = {}

@@ -217,8 +217,6 @@ class FootprintEstimator:
 FIT_FIXED_SECONDS = 0.004
 FIT_SECONDS_PER_CELL = {"lr": 4e-7, "nb": 1e-7, "rf": 1.2e-5, "gb": 8e-6, "mlp": 2.5e-5}
 FIT_SECONDS_PER_PAIR_CELL = {"knn": 5e-9, "svm": 2e-9}
-# Parameter sets a grid search is assumed to try per algorithm (the engine's grids decide).
-GRID_CANDIDATES = {"lr": 20, "nb": 1, "knn": 20, "svm": 24, "rf": 24, "gb": 27, "mlp": 12}
 ARCHIVE_RATIO = 0.35  # compressed / raw size of saved pipelines (MILO's measured ~0.14; kept cautious)
 SELECTOR_SECONDS_FACTOR = {"rf": 1.5, "pca": 1.1}
 
@@ -244,6 +242,7 @@ class Preflight:
     ovr_models: int = 0
     critical: float = 0.85
     heaviest: list[tuple[str, int]] = field(default_factory=list)  # (pipeline, bytes), largest first
+    search: dict = field(default_factory=dict)  # space.search_plan(): candidates and CV fits per pipeline
 
     def render(self) -> str:
         def pct(n: int) -> str:
@@ -253,6 +252,11 @@ class Preflight:
             "Pre-flight estimate (nothing has been trained yet)",
             f"├── Pipelines: {self.pipelines}",
             f"├── Models: {self.models}" + (f" ({self.ovr_models} of them one-vs-rest)" if self.ovr_models else ""),
+        ]
+        if self.search:
+            lines.append(f"├── Search: {self.search['grids']} grids, {self.search['candidates']} parameter sets, "
+                         f"{self.search['cv_fits']} CV fits in a plain search")
+        lines += [
             f"├── Memory peak: {format_size(self.memory_bytes)} ({pct(self.memory_bytes)} of the limit)",
         ]
         if self.memory_bytes_ovr:
@@ -274,7 +278,7 @@ class Preflight:
         return {"models": self.models, "ovr_models": self.ovr_models, "pipelines": self.pipelines,
                 "memory_bytes": self.memory_bytes, "memory_bytes_ovr": self.memory_bytes_ovr,
                 "disk_bytes": self.disk_bytes, "seconds": self.seconds, "limit": self.limit.as_dict(),
-                "fits": self.fits, "recommendation": self.recommendation}
+                "fits": self.fits, "recommendation": self.recommendation, "search": self.search}
 
 
 def _format_duration(seconds: float) -> str:
@@ -298,9 +302,8 @@ def fit_seconds(algorithm: str, n_rows: float, n_features: int) -> float:
     return FIT_FIXED_SECONDS + FIT_SECONDS_PER_CELL[algorithm] * n_rows * n_features
 
 
-def _pipeline_seconds(algorithm: str, selector: str, searcher: str, n_fit: float, m: int,
-                      folds: int, random_iterations: int, refits: int) -> float:
-    candidates = GRID_CANDIDATES[algorithm] if searcher == "grid" else random_iterations
+def _pipeline_seconds(algorithm: str, selector: str, candidates: int, n_fit: float, m: int,
+                      folds: int, refits: int) -> float:
     fold_rows = n_fit * (folds - 1) / folds
     factor = SELECTOR_SECONDS_FACTOR.get(selector.split("-")[0], 1.0)
     return factor * (candidates * folds * fit_seconds(algorithm, fold_rows, m) + refits * fit_seconds(algorithm, n_fit, m))
@@ -330,16 +333,21 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     train.csv), n_features and n_classes, and optionally fit_rows (rows the
     searches fit on; default n_rows x (1 - test_size)). `engine_bytes` is the
     engine's own footprint (defaults to a baseline plus the data set held
-    once). `models_for(algorithm, selector, searcher)` is the number of models
+    once); `smallest_class` (optional) sizes k-NN's MILO-ML random search. `models_for(algorithm, selector, searcher)` is the number of models
     one pipeline yields (default: scorers x top_k).
     """
+    from milo_tui.engine.grids import SearchSpace
+    from milo_tui.engine.space import enumerate_pipelines, search_plan
+
     search, run, memory = config.search, config.run, config.memory
+    space = SearchSpace.from_config(config)
+    smallest_class = data_summary.get("smallest_class")
     n_rows, m, k = int(data_summary["n_rows"]), int(data_summary["n_features"]), int(data_summary["n_classes"])
     n_fit = int(data_summary.get("fit_rows") or max(2, round(n_rows * (1 - search["test_size"]))))
     workers, n_jobs, folds = run["workers"], search["n_jobs"], search["cv_folds"]
     critical = memory["critical"]
     combos = [(a, sel, s) for a in search["algorithms"] for _ in search["scalers"]
-              for sel in search["selectors"] for s in search["searchers"]]
+              for sel in search["selectors"] for s in space.searchers]
     refits_per_pipeline = len(search["scorers"]) * search["top_k"]
     per_combo = [models_for(*combo) if models_for else refits_per_pipeline for combo in combos]
     main_models = sum(per_combo)
@@ -362,8 +370,8 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     data_copies = 2 * n_rows * m * FLOAT  # the engine's .npy copies of the data
     disk = int((files + files_ovr) * ARCHIVE_RATIO + config.storage["batch_bytes"] + data_copies)
 
-    serial = sum(_pipeline_seconds(a, sel, s, n_fit, m, folds, search["random_iterations"], refits_per_pipeline)
-                 for a, sel, s in combos)
+    serial = sum(_pipeline_seconds(a, sel, space.candidates(a, s, smallest_class), n_fit, m, folds,
+                                   refits_per_pipeline) for a, sel, s in combos)
     if reoptimize:
         serial *= 1 + k * 0.5  # OvR refits reuse the ranking: cheaper per model than a full search
     parallel = max(1, min(workers * n_jobs, cores or os.cpu_count() or 1))
@@ -375,4 +383,6 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
                      memory_bytes_ovr=memory_ovr, disk_bytes=disk, seconds=seconds, limit=limit, fits=fits,
                      recommendation=_recommendation(k, n_rows, reoptimize, fits, max(memory_main, memory_ovr),
                                                     limit, critical),
-                     ovr_models=ovr_models, critical=critical, heaviest=per_pipeline[:3])
+                     ovr_models=ovr_models, critical=critical, heaviest=per_pipeline[:3],
+                     search=search_plan(enumerate_pipelines(config), space, search["scorers"], search["top_k"],
+                                        folds, smallest_class))

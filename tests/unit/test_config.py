@@ -89,10 +89,13 @@ def test_sample_configs_load(sample):
 
 
 def test_full_sample_reproduces_milo_ml_space():
+    from milo_tui.engine.grids import SearchSpace
     from milo_tui.engine.space import enumerate_pipelines, models_per_pipeline
 
     config = cfg.load(ROOT / "sample_projects" / "milo_ml_full")
     pipelines = enumerate_pipelines(config)
-    assert len(pipelines) == 7 * 3 * 9 * 2
-    s = config.search
-    assert sum(models_per_pipeline(p, s["scorers"], s["top_k"], s["random_iterations"]) for p in pipelines) == 378 * 6
+    assert len(pipelines) == 7 * 3 * 9 * 3 == 567
+    s, space = config.search, SearchSpace.from_config(config)
+    # naive Bayes searches one (empty) parameter set, so it refits one model per scorer
+    models = sum(models_per_pipeline(p, s["scorers"], s["top_k"], space, 170) for p in pipelines)
+    assert models == 81 * 3 + 486 * 6 == 3159
