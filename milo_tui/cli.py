@@ -26,7 +26,7 @@ def cmd_init(args) -> int:
     from milo_tui import config as cfg
     from milo_tui.csvpeek import class_labels
 
-    root = Path(args.dir)
+    root = Path(args.project)
     if (root / "milo.toml").exists() and not args.force:
         raise BadInputError(f"{root / 'milo.toml'} already exists; nothing was changed. Use --force to replace it.")
     values = cfg.preset_values(args.preset)
@@ -378,6 +378,13 @@ def cmd_estimate(args) -> int:
     return 0 if result.fits else EXIT_DOES_NOT_FIT
 
 
+def cmd_completion(args) -> int:
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 def cmd_settings(args) -> int:
     from milo_tui import config as cfg
 
@@ -420,7 +427,15 @@ def _command(sub, name: str, func, summary: str, description: str, examples: lis
 
 
 def _project_arg(parser, what: str = "the project folder (it holds milo.toml)"):
-    parser.add_argument("project", metavar="PROJECT", help=what)
+    import shtab
+
+    parser.add_argument("project", metavar="PROJECT", help=what).complete = shtab.DIRECTORY
+
+
+def _file_arg(parser, *flags: str, **kwargs):
+    import shtab
+
+    parser.add_argument(*flags, **kwargs).complete = shtab.FILE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -442,11 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "space: " + "; ".join(f"{name}: {preset.summary}" for name, preset in PRESETS.items()) + ".",
                  ["milo init myproject --train data/train.csv --test data/test.csv --target outcome",
                   "milo init first --train train.csv --test test.csv --target outcome --preset quick"])
-    p.add_argument("dir", metavar="PROJECT", help="folder to create (or reuse) for the project")
-    p.add_argument("--train", required=True, metavar="CSV", help="training CSV (split 80/20 into fitting "
-                   "and internal test rows)")
-    p.add_argument("--test", required=True, metavar="CSV", help="generalization CSV, never trained on; the "
-                   "headline metrics come from it")
+    _project_arg(p, "folder to create (or reuse) for the project")
+    _file_arg(p, "--train", required=True, metavar="CSV", help="training CSV (split 80/20 into fitting "
+              "and internal test rows)")
+    _file_arg(p, "--test", required=True, metavar="CSV", help="generalization CSV, never trained on; the "
+              "headline metrics come from it")
     p.add_argument("--target", required=True, metavar="COLUMN", help="name of the class column in both CSVs")
     p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
                    help=f"starting search space (default: {DEFAULT_PRESET})")
@@ -492,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "milo extract myproject std__none__lr__grid__roc_auc__0 -o exported/ --bundle"])
     _project_arg(p)
     p.add_argument("key", metavar="KEY", help="the model's key, as `milo models` lists it")
-    p.add_argument("-o", "--output", metavar="PATH", help="file or folder to write (default: current folder)")
+    _file_arg(p, "-o", "--output", metavar="PATH", help="file or folder to write (default: current folder)")
     p.add_argument("--bundle", action="store_true", help="write a folder with the model, its metrics and "
                    "parameters")
     p.add_argument("--json", action="store_true", help="print where it went as JSON")
@@ -511,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
                  ["milo stats myproject", "milo stats myproject --json"])
     _project_arg(p)
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+    p = _command(sub, "completion", cmd_completion, "print a shell completion script",
+                 "Print a completion script for bash or zsh: commands, options, and paths where a "
+                 "command takes one.",
+                 ["milo completion bash > ~/.local/share/bash-completion/completions/milo",
+                  "milo completion zsh > ~/.zfunc/_milo   # with fpath+=~/.zfunc before compinit"])
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
 
     _command(sub, "settings", cmd_settings, "list every milo.toml setting with its default",
              "Print every milo.toml setting, its default and what it means (the same table as "
