@@ -310,7 +310,7 @@ def _pipeline_seconds(algorithm: str, selector: str, candidates: int, n_fit: flo
 
 
 def _recommendation(n_classes: int, n_rows: int, reoptimize: bool, fits: bool, peak: int,
-                    limit: MemoryLimit, critical: float) -> str:
+                    limit: MemoryLimit, critical: float, heaviest: list[tuple[str, int]] = ()) -> str:
     tier, (low, high) = guide_tier(n_classes, n_rows)
     text = f"{tier} problem ({n_classes} classes, {n_rows} rows): the guide recommends {low}-{high} GB"
     if reoptimize:
@@ -319,9 +319,20 @@ def _recommendation(n_classes: int, n_rows: int, reoptimize: bool, fits: bool, p
     if fits:
         return text + f" This run's projected peak fits below {critical:.0%} of the {format_size(limit.bytes)} limit."
     return text + (f" This run's projected peak ({format_size(peak)}) does not fit below {critical:.0%} of the "
-                   f"{format_size(limit.bytes)} limit: lower run.workers or search.n_jobs, drop svm/knn or the "
-                   "rf-* selectors, turn off reoptimize_ovr, or raise memory_budget if the machine has room. "
+                   f"{format_size(limit.bytes)} limit: lower run.workers or search.n_jobs, "
+                   + _what_to_drop(heaviest)
+                   + ("turn off reoptimize_ovr, " if reoptimize else "")
+                   + "or raise memory_budget if the machine has room. "
                    "Models that cannot fit will be skipped with the reason recorded.")
+
+
+def _what_to_drop(heaviest: list[tuple[str, int]]) -> str:
+    """Advice that names only what this search has: the algorithms and selectors of its heaviest pipelines."""
+    parts = [name.split("__") for name, _ in heaviest]
+    algorithms = list(dict.fromkeys(p[2] for p in parts if len(p) == 4))
+    selectors = list(dict.fromkeys(p[1] for p in parts if len(p) == 4 and p[1] != "none"))
+    named = algorithms[:2] + selectors[:1]
+    return f"drop the heaviest parts ({', '.join(named)}), " if named else ""
 
 
 def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes: int = DEFAULT_BASELINE,
@@ -356,7 +367,11 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
 
     estimator = FootprintEstimator(n_fit, m, k, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes)
     engine = engine_bytes if engine_bytes is not None else baseline_bytes + n_rows * m * FLOAT
-    per_pipeline = sorted(((f"{a}/{sel}/{s}", estimator.estimate(a, sel, s)) for a, sel, s in combos),
+    # Named like model keys (scaler__selector__algorithm__searcher). The scaler does not change the
+    # footprint (the scaled copy is counted either way), but a name without it is ambiguous.
+    per_pipeline = sorted(((f"{sc}__{sel}__{a}__{s}", estimator.estimate(a, sel, s))
+                           for a in search["algorithms"] for sc in search["scalers"]
+                           for sel in search["selectors"] for s in space.searchers),
                           key=lambda item: item[1], reverse=True)
     memory_main = engine + sum(size for _, size in per_pipeline[:workers])
     memory_ovr = 0
@@ -382,7 +397,7 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     return Preflight(models=main_models + ovr_models, pipelines=len(combos), memory_bytes=memory_main,
                      memory_bytes_ovr=memory_ovr, disk_bytes=disk, seconds=seconds, limit=limit, fits=fits,
                      recommendation=_recommendation(k, n_rows, reoptimize, fits, max(memory_main, memory_ovr),
-                                                    limit, critical),
+                                                    limit, critical, per_pipeline),
                      ovr_models=ovr_models, critical=critical, heaviest=per_pipeline[:3],
                      search=search_plan(enumerate_pipelines(config), space, search["scorers"], search["top_k"],
                                         folds, smallest_class))
