@@ -54,13 +54,17 @@ def parse_size(value: str | int) -> int:
 
 
 def format_size(n: float | None) -> str:
+    """Bytes in binary units as `free -h` and htop count them: 512 B, 3.4 KiB, 210.5 MiB, 7.6 GiB.
+
+    The one size formatter of the package: CLI, TUI, alerts and estimates all use it.
+    """
     if n is None:
         return "-"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 @dataclass(frozen=True)

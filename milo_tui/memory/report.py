@@ -18,6 +18,15 @@ def effective_used(sample: TreeSample, limit: MemoryLimit) -> int:
     return max(sample.pss, limit.bytes - sample.system_available)
 
 
+# What the thresholds were held against in one sample (the `used_basis` field of the event).
+BASIS_MILO = "milo"  # milo's own process tree (PSS)
+BASIS_MACHINE = "machine"  # the machine is short: limit minus what the OS says is available
+
+
+def used_basis(used: int, sample: TreeSample) -> str:
+    return BASIS_MACHINE if used > sample.pss else BASIS_MILO
+
+
 def memory_event(sample: TreeSample, limit: MemoryLimit, status: str, peak: int, forecast: Forecast | None,
                  completed: int, total: int, remaining_peak: int, *, used: int | None = None) -> dict:
     """Data of a MEMORY event. `used` defaults to the tree's PSS."""
@@ -36,8 +45,13 @@ def memory_event(sample: TreeSample, limit: MemoryLimit, status: str, peak: int,
         "system_available_bytes": sample.system_available,
         "system_used_bytes": sample.system_used,
         "swap_used_bytes": sample.swap_used,
+        "system_total_bytes": sample.system_total,
+        # Everything else on the machine: what the OS counts as used, less milo's tree.
+        "other_used_bytes": max(0, sample.system_used - sample.pss),
+        "used_basis": used_basis(used_bytes, sample),
         "processes": [{"pid": p.pid, "role": p.role, "name": p.name, "pss_bytes": p.pss,
-                       "pss_estimated": p.pss_is_estimate} for p in sample.processes],
+                       "pss_estimated": p.pss_is_estimate, "cpu_percent": p.cpu_percent}
+                      for p in sample.processes],
         "models_completed": completed,
         "models_total": total,
         "estimated_remaining_peak_bytes": remaining_peak,

@@ -39,6 +39,7 @@ class ProcessMemory:
     rss: int
     pss_source: str = PSS_ROLLUP
     swap_pss: int = 0
+    cpu_percent: float | None = None  # of one core since the previous sample; None on a process's first
 
     @property
     def pss_is_estimate(self) -> bool:
@@ -202,6 +203,19 @@ def _read_statm_rss(pid: int) -> int | None:
         return None
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _read_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process from /proc/<pid>/stat (one small read, like statm)."""
+    try:
+        text = (PROC / str(pid) / "stat").read_bytes()
+        fields = text[text.rindex(b")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass
 class _Known:
     pss: int
@@ -229,6 +243,7 @@ class TreeSampler:
             raise ValueError("pss_cpu_share must be positive")
         self._names: dict[int, str] = {}
         self._known: dict[int, _Known] = {}
+        self._cpu: dict[int, tuple[float, float]] = {}  # pid -> (CPU seconds, monotonic time) last sample
         self._use_rollup = (PROC / "self" / "smaps_rollup").exists() if use_rollup is None else use_rollup
         self._delta_supported = (PROC / "self" / "statm").exists()
         self.pss_cpu_share = pss_cpu_share
@@ -278,7 +293,8 @@ class TreeSampler:
                 self._known[pid] = reading  # carry forward from exact readings only, so errors do not add up
             role = roles.get(pid) or ("engine" if pid == root_pid else "child")
             processes.append(ProcessMemory(pid=pid, name=self._name(pid), role=role, pss=reading.pss,
-                                           rss=reading.rss, pss_source=reading.source, swap_pss=reading.swap_pss))
+                                           rss=reading.rss, pss_source=reading.source, swap_pss=reading.swap_pss,
+                                           cpu_percent=self._cpu_percent(pid)))
         self._forget_gone({p.pid for p in processes})
         if exact:
             spent = time.thread_time() - started_cpu
@@ -290,9 +306,20 @@ class TreeSampler:
                           swap_used=system.swap_used, duration=time.monotonic() - started,
                           exact=all(p.pss_source != PSS_CARRIED for p in processes))
 
+    def _cpu_percent(self, pid: int) -> float | None:
+        """CPU use since this process's previous sample, as % of one core (htop's CPU% column)."""
+        seconds, now = _read_cpu_seconds(pid), time.monotonic()
+        if seconds is None:
+            return None
+        previous = self._cpu.get(pid)
+        self._cpu[pid] = (seconds, now)
+        if previous is None or now - previous[1] <= 0:
+            return None
+        return round(max(0.0, 100 * (seconds - previous[0]) / (now - previous[1])), 1)
+
     def _forget_gone(self, alive: set[int]) -> None:
         # A pid may be reused by another program later: drop what we knew about it.
-        for cache in (self._names, self._known):
+        for cache in (self._names, self._known, self._cpu):
             for pid in [p for p in cache if p not in alive]:
                 del cache[pid]
 

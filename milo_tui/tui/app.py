@@ -73,6 +73,7 @@ class EngineExited(Message):
 
 class MiloApp(App[int]):
     TITLE = "milo"
+    CSS_PATH = ["screens/main.tcss"]  # the screens' stylesheets, kept beside them
     COMMANDS = App.COMMANDS | {MiloCommands}
     BINDINGS = [Binding(k.key, k.action, k.title, show=k.footer, key_display=k.display_key or None)
                 for k in MAIN_KEYS if k.scope == "Anywhere"]
@@ -288,15 +289,15 @@ class MiloApp(App[int]):
         return self.main_screen.query_one(ModelBrowser)
 
     def action_show_tab(self, tab: str, focus_table: bool = True) -> None:
+        """Show a pane: the tab of a narrow screen; on a wide one all are shown, so focus it."""
         if self.screen is not self.main_screen:
             return
-        self.main_screen.query_one("TabbedContent").active = tab  # type: ignore[attr-defined]
+        self.main_screen.active_tab = tab
         self.refresh_tick(force_all=True)
         if tab == "models" and focus_table:
             self.browser.table.focus()
-
-    def on_tabbed_content_tab_activated(self) -> None:
-        self.refresh_tick(force_all=True)
+        elif tab == "events" and self.main_screen.shows("events"):
+            self.main_screen.query_one("#event-log").focus()
 
     def _step_aside_for_text_fields(self) -> None:
         """Priority keys (`/`, `e`) are plain characters inside a text field."""

@@ -51,6 +51,36 @@ def memory_graph(percents: Sequence[float], width: int, height: int,
     return lines
 
 
+def span_text(seconds: float) -> str:
+    """How long a graph spans, in the minutes a person reads off an axis."""
+    minutes = seconds / 60
+    if minutes < 1:
+        return f"{max(0, int(round(seconds)))} s"
+    if minutes < 90:
+        return f"{minutes:.0f} min" if minutes >= 10 else f"{minutes:.1f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def time_axis(timestamps: Sequence[float], width: int) -> Line:
+    """The line under the memory graph: where the shown samples start (how long ago) and "now".
+
+    The graph draws the newest `width - GUTTER` samples one per column, right
+    aligned, so the axis starts under the oldest one shown.
+    """
+    width = max(GUTTER + 2, width)
+    plot_width = width - GUTTER
+    shown = list(timestamps)[-plot_width:]
+    gutter = "    └"
+    if len(shown) < 2:
+        return [(gutter + "─" * (plot_width - 3) + "now", "axis")]
+    start = f"-{span_text(shown[-1] - shown[0])}"
+    if plot_width < len(start) + 4:  # too few columns for a label
+        return [(gutter + "─" * (plot_width - 3) + "now", "axis")]
+    # Under the oldest sample shown, or further left when the few samples leave no room for it.
+    column = min(plot_width - len(shown), plot_width - len(start) - 4)
+    return [(gutter + " " * column + start + "─" * (plot_width - column - len(start) - 3) + "now", "axis")]
+
+
 def _row_of(percent: float, top: float, height: int) -> int:
     """The grid row whose band holds `percent` (row 0 is the top)."""
     band = min(height - 1, max(0, int(percent / top * height)))

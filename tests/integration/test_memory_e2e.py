@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from milo_tui import events as ev
+from milo_tui.config import format_size
 from milo_tui.engine.report import model_rows, read_report
 from milo_tui.storage.store import ModelStore
 
@@ -80,7 +81,7 @@ def test_a_model_whose_estimate_cannot_fit_is_skipped_not_started(tmp_path):
     assert not result.of_type(ev.MODEL_STARTED)
     skipped = [e.data for e in result.of_type(ev.MODEL_SKIPPED)]
     assert len(skipped) == 2
-    assert all("needs an estimated" in s["reason"] and "300.0 MB budget limit" in s["reason"] for s in skipped)
+    assert all("needs an estimated" in s["reason"] and f"{format_size(300_000_000)} budget limit" in s["reason"] for s in skipped)
 
 
 def test_memory_that_stays_critical_stops_safely_and_resume_finishes(tmp_path):

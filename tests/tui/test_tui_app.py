@@ -237,6 +237,34 @@ async def test_textual_themes_are_offered_beside_milos_and_remembered(finished):
 
 
 @sync
+async def test_wide_terminals_show_the_panes_together_and_narrow_ones_tabs(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        screen = app.main_screen
+        panes = ("#pane-dashboard", "#pane-models", "#pane-events")
+
+        def shown() -> list[bool]:
+            return [screen.query_one(p).display for p in panes]
+
+        assert not screen.wide and shown() == [True, False, False]
+        await pilot.press("2")
+        assert shown() == [False, True, False]
+        app.browser.sort_by("roc_auc")
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause(0.1)
+        assert screen.wide and shown() == [True, True, True]  # the event log too: there is height
+        assert not screen.query_one("#tabs").display
+        assert app.browser.sort_column == "roc_auc"  # the same widgets: nothing lost in the resize
+        await pilot.resize_terminal(130, 30)
+        await pilot.pause(0.1)
+        assert shown() == [True, True, False]  # wide but short: no room for the log
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.1)
+        assert shown() == [False, True, False]
+
+
+@sync
 async def test_help_and_palette_offer_every_action(finished):
     app = watch_app(finished)
     async with app.run_test(size=(80, 24)) as pilot:

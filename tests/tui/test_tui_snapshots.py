@@ -1,4 +1,4 @@
-"""Snapshot tests: every screen at 80x24, in the default and the high-contrast theme.
+"""Snapshot tests: every screen at 80x24 (default and high-contrast theme) and at 160x48 (wide: panes).
 
 Deterministic: fixed data and timestamps (UTC), a fake store, a constant
 extraction timer, no blinking cursors, workers finished before the shot.
@@ -15,7 +15,10 @@ from milo_tui.tui.app import MiloApp
 from milo_tui.tui.screens.detail import DetailScreen
 from tui_fakes import FakeStore, make_finished_project, synthetic_run, write_journal
 
-THEMES = ("milo-dark", "milo-high-contrast")
+# Every screen at 80x24 in both themes, and at 160x48 (the wide layout: panes side by side) in the default.
+CASES = [pytest.param("milo-dark", (80, 24), id="milo-dark"),
+         pytest.param("milo-high-contrast", (80, 24), id="milo-high-contrast"),
+         pytest.param("milo-dark", (160, 48), id="milo-dark-160x48")]
 
 
 @pytest.fixture(autouse=True)
@@ -64,36 +67,36 @@ def settled(*keys: str, detail: bool = False):
     return run_before
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_dashboard(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme, live=True), run_before=settled(), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_dashboard(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme, live=True), run_before=settled(), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_models(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2"), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_models(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2"), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_events(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme), run_before=settled("3"), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_events(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme), run_before=settled("3"), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_model_details(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2", "x", detail=True), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_model_details(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2", "x", detail=True), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_help(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme), run_before=settled("question_mark"), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_help(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme), run_before=settled("question_mark"), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_quit_dialog(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme, live=True), run_before=settled("q"), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_quit_dialog(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme, live=True), run_before=settled("q"), terminal_size=size)
 
 
-@pytest.mark.parametrize("theme", THEMES)
-def test_export_dialog(snap_compare, tmp_path, theme):
-    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2", "e"), terminal_size=(80, 24))
+@pytest.mark.parametrize(("theme", "size"), CASES)
+def test_export_dialog(snap_compare, tmp_path, theme, size):
+    assert snap_compare(app_for(tmp_path, theme), run_before=settled("2", "e"), terminal_size=size)

@@ -159,3 +159,45 @@ def test_no_module_imports_a_private_textual_module():
     offenders = [str(path) for path in Path(__file__).resolve().parents[2].joinpath("milo_tui").rglob("*.py")
                  if private.search(path.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_memory_graph_time_axis_says_how_long_it_spans():
+    axis = "".join(text for text, _ in charts.time_axis([1000.0 + 30 * i for i in range(9)], 40))
+    assert axis.endswith("now") and "-4.0 min" in axis and len(axis) == 40
+    assert "".join(t for t, _ in charts.time_axis([], 40)).endswith("now")
+    wide = "".join(t for t, _ in charts.time_axis([float(i) for i in range(7200)], 100))
+    assert "-1.6 min" in wide  # only the newest 95 samples are drawn (one per column): the axis spans those
+
+
+def test_process_list_shows_every_process_with_pss_and_cpu():
+    pytest.importorskip("textual")
+    from milo_tui.tui.widgets.memory import process_lines
+
+    state = RunState()
+    procs = [{"pid": 100 + i, "role": "worker", "name": "python", "pss_bytes": (i + 1) * 2**20,
+              "cpu_percent": 10.0 * i} for i in range(12)]
+    procs[0]["cpu_percent"] = None  # a process's first sample has no CPU figure yet
+    state.memory = {"processes": procs}
+    lines = process_lines(state).plain.splitlines()
+    assert len(lines) == 1 + 12 + 1  # header, every process (no "+N more"), total
+    assert lines[1].split()[1:] == ["111", "12.0", "MiB", "110%"]  # heaviest first
+    assert lines[-2].split()[-1] == "-"
+    assert lines[-1].startswith("12 processes") and "78.0 MiB" in lines[-1]
+
+
+def test_thresholds_line_names_what_they_are_held_against():
+    pytest.importorskip("textual")
+    from milo_tui.tui.widgets.memory import thresholds_line
+
+    state = RunState()
+    state.memory = {"used_basis": "milo", "limit_source": "budget"}
+    assert "milo's tree" in thresholds_line(state) and "budget" in thresholds_line(state)
+    state.memory = {"used_basis": "machine", "limit_source": "physical"}
+    assert "available" in thresholds_line(state) and "short" in thresholds_line(state)
+
+
+def test_sizes_are_binary_units_like_free_and_htop():
+    from milo_tui.config import format_size
+
+    assert [format_size(n) for n in (512, 1536, 210 * 2**20, int(7.6 * 2**30), 3 * 2**40)] == [
+        "512 B", "1.5 KiB", "210.0 MiB", "7.6 GiB", "3.0 TiB"]

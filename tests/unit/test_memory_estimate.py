@@ -2,7 +2,7 @@
 
 import pytest
 
-from milo_tui.config import ALGORITHMS, validate
+from milo_tui.config import ALGORITHMS, format_size, validate
 from milo_tui.memory.estimate import (DEFAULT_BASELINE, SVM_CACHE, FootprintEstimator, guide_tier, preflight)
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.project import ProjectPaths
@@ -113,7 +113,7 @@ def test_preflight_counts_and_fits(tmp_path):
     assert DEFAULT_BASELINE < result.memory_bytes < 1 * GB
     assert result.fits and result.disk_bytes > 0 and result.seconds > 0
     text = result.render()
-    for expected in ("Pipelines: 16", "Models: 64", "Memory peak", "Disk", "Time: roughly", "8.0 GB (budget",
+    for expected in ("Pipelines: 16", "Models: 64", "Memory peak", "Disk", "Time: roughly", f"{format_size(8 * GB)} (budget",
                      "Fits this limit: yes", "Small problem", "2-4 GB"):
         assert expected in text
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from milo_tui.config import format_size
 from milo_tui.events import MSG_CRITICAL, MSG_OPTIMIZING, MSG_STOPPED, MSG_WARNING
 from milo_tui.memory.governor import (Alert, Cleanup, Governor, PauseStarts, ResumeStarts, SetInnerJobs,
                                       StopRun, governor_from_config, ovr_check)
@@ -81,7 +82,7 @@ def test_alert_detail_names_usage_and_limit():
     (alert,) = [a for a in step(gov, clock, 900) if isinstance(a, Alert)]
     assert alert.data["used_bytes"] == 900 * MB and alert.data["limit_bytes"] == 1000 * MB
     assert alert.data["limit_source"] == "budget" and alert.data["percent"] == 90.0
-    assert isinstance(alert.detail, str) and "90%" in alert.detail and "1.0 GB budget limit" in alert.detail
+    assert isinstance(alert.detail, str) and "90%" in alert.detail and f"{format_size(LIMIT.bytes)} budget limit" in alert.detail
     event = alert.as_event()
     assert event["level"] == "critical" and event["message"] == MSG_CRITICAL and event["detail"] == alert.detail
 
@@ -95,7 +96,7 @@ def test_safe_stop_after_grace_with_nothing_training():
     for _ in range(25):  # nothing training now: 10 s of grace, then stop
         stopped += step(gov, clock, 900, training=0)
     stops = [a for a in stopped if isinstance(a, StopRun)]
-    assert len(stops) == 1 and "1.0 GB budget limit" in stops[0].reason
+    assert len(stops) == 1 and f"{format_size(LIMIT.bytes)} budget limit" in stops[0].reason
     assert ("emergency", MSG_STOPPED) in alerts(stopped)
     assert gov.stopped and step(gov, clock, 900) == [] and gov.after_model() == []
 
@@ -158,14 +159,14 @@ def test_admit_uses_headroom_below_critical_and_explains():
     assert gov.admit(300 * MB, 500 * MB) == (True, "")
     fits, reason = gov.admit(400 * MB, 500 * MB)
     assert not fits
-    assert "400.0 MB" in reason and "350.0 MB" in reason and "1.0 GB budget limit" in reason
+    assert format_size(400 * MB) in reason and format_size(350 * MB) in reason and f"{format_size(LIMIT.bytes)} budget limit" in reason
 
 
 def test_decide_waits_while_others_run_and_skips_when_alone():
     gov, _ = make()
     assert gov.decide(400 * MB, 500 * MB, others_running=True)[0] == "wait"
     decision, reason = gov.decide(400 * MB, 500 * MB, others_running=False)
-    assert decision == "skip" and "estimated 400.0 MB" in reason
+    assert decision == "skip" and f"estimated {format_size(400 * MB)}" in reason
     assert gov.decide(100 * MB, 500 * MB, others_running=True) == ("start", "")
 
 
@@ -185,7 +186,7 @@ def test_kill_then_retry_once_then_skip():
     gov, _ = make()
     assert gov.after_kill("std__none__rf__grid", 600 * MB)[0] == "retry"
     decision, reason = gov.after_kill("std__none__rf__grid", 600 * MB)
-    assert decision == "skip" and "600.0 MB" in reason and "1.0 GB budget limit" in reason
+    assert decision == "skip" and format_size(600 * MB) in reason and f"{format_size(LIMIT.bytes)} budget limit" in reason
     assert gov.after_kill("std__none__lr__grid", 100 * MB)[0] == "retry"
 
 
@@ -199,7 +200,7 @@ def test_governor_from_config_settings():
 def test_ovr_check_follows_policy_when_it_does_not_fit(policy, expected):
     decision, message = ovr_check(500 * MB, 400 * MB, LIMIT, Thresholds(), policy)
     assert decision == expected
-    assert "500.0 MB" in message and "450.0 MB" in message and f'ovr_policy = "{policy}"' in message
+    assert format_size(500 * MB) in message and format_size(450 * MB) in message and f'ovr_policy = "{policy}"' in message
 
 
 def test_ovr_check_proceeds_when_it_fits():

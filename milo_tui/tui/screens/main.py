@@ -1,4 +1,12 @@
-"""The main screen: status line, then tabs for the dashboard, the model browser and the event log."""
+"""The main screen: status line, then the dashboard, the model browser and the event log.
+
+Narrow terminals (under WIDE_COLUMNS) show one of them at a time, chosen with
+tabs (keys 1 2 3). Wide terminals show the dashboard (memory, processes,
+storage) above the model browser as panes, and the event log below them when
+there is height for it. The layout is only CSS classes on the screen
+(`main.tcss`): the same widgets serve both, so a sort, a filter or a
+scroll position survives a resize.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Static, Tab, Tabs
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.keymap import MAIN_KEYS
@@ -18,7 +27,10 @@ from milo_tui.tui.widgets.memory import MemoryDashboard, ProcessPanel
 from milo_tui.tui.widgets.palette import STATUS_TAGS
 from milo_tui.tui.widgets.storage import StoragePanel
 
-TALL_ENOUGH_FOR_LOG = 34  # rows from which the dashboard also shows the event log
+WIDE_COLUMNS = 120  # from here the panes are shown together
+TALL_ENOUGH_FOR_LOG = 34  # narrow: rows from which the dashboard also shows the event log
+WIDE_TALL_ENOUGH_FOR_LOG = 40  # wide: rows from which the event log gets a pane below the others
+TABS = (("dashboard", "Dashboard [1]"), ("models", "Models [2]"), ("events", "Events [3]"))
 
 STATUS_TEXT = {
     "waiting": "waiting for the engine", "running": "running", "completed": "completed",
@@ -46,19 +58,15 @@ def status_line(state: RunState, mode: str, project_name: str, palette: dict[str
 
 
 class MainScreen(Screen[None]):
+    """Its stylesheet, main.tcss, is loaded by the app (MiloApp.CSS_PATH): Textual reads a screen's
+    own CSS_PATH only for pushed screens, and this one is the default screen."""
+
     BINDINGS = [Binding(k.key, f"app.{k.action}", k.title, show=k.footer, key_display=k.display_key or None,
                         priority=k.priority)
                 for k in MAIN_KEYS if k.scope == "Main"]
 
-    DEFAULT_CSS = """
-    MainScreen #status-line { height: 1; background: $panel; }
-    MainScreen TabbedContent { height: 1fr; }
-    MainScreen TabPane { padding: 0; }
-    MainScreen #dash-row { height: 1fr; }
-    MainScreen #dash-side { width: 28; }
-    MainScreen #dash-log { display: none; }
-    MainScreen.tall #dash-log { display: block; height: 12; }
-    """
+    active_tab: reactive[str] = reactive("dashboard", init=False)
+    wide: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, state: RunState, mode: str, project_name: str) -> None:
         super().__init__()
@@ -68,40 +76,66 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-line")
-        with TabbedContent(initial="dashboard"):
-            with TabPane("Dashboard [1]", id="dashboard"):
-                with Vertical():
-                    with Horizontal(id="dash-row"):
-                        yield MemoryDashboard(self.state, id="memory")
-                        with Vertical(id="dash-side"):
-                            yield ProcessPanel(self.state, id="processes")
-                            yield StoragePanel(self.state, id="storage")
-                    yield EventLog(self.state, id="dash-log")
-            with TabPane("Models [2]", id="models"):
+        yield Tabs(*(Tab(label, id=f"tab-{name}") for name, label in TABS), id="tabs")
+        with Vertical(id="panes"):
+            with Vertical(id="pane-dashboard", classes="pane"):
+                with Horizontal(id="dash-row"):
+                    yield MemoryDashboard(self.state, id="memory")
+                    with Vertical(id="dash-side"):
+                        yield ProcessPanel(self.state, id="processes")
+                        yield StoragePanel(self.state, id="storage")
+                yield EventLog(self.state, id="dash-log")
+            with Vertical(id="pane-models", classes="pane"):
                 yield ModelBrowser(self.state, id="browser")
-            with TabPane("Events [3]", id="events"):
+            with Vertical(id="pane-events", classes="pane"):
                 yield EventLog(self.state, id="event-log")
         yield Footer()
 
-    def on_resize(self) -> None:
-        self.set_class(self.size.height >= TALL_ENOUGH_FOR_LOG, "tall")
+    def on_mount(self) -> None:
+        self._show_tab(self.active_tab)
 
-    @property
-    def active_tab(self) -> str:
-        return self.query_one(TabbedContent).active
+    def on_resize(self) -> None:
+        width, height = self.size
+        self.wide = width >= WIDE_COLUMNS
+        self.set_class(height >= TALL_ENOUGH_FOR_LOG, "tall")
+        self.set_class(height >= WIDE_TALL_ENOUGH_FOR_LOG, "wide-tall")
+
+    def watch_wide(self, wide: bool) -> None:
+        self.set_class(wide, "wide")
+
+    def watch_active_tab(self, tab: str) -> None:
+        self._show_tab(tab)
+
+    def _show_tab(self, tab: str) -> None:
+        for name, _ in TABS:
+            self.set_class(name == tab, f"show-{name}")
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{tab}":
+            tabs.active = f"tab-{tab}"
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        event.stop()
+        if event.tab is not None and event.tab.id:
+            self.active_tab = event.tab.id.removeprefix("tab-")
+        self.app.refresh_tick(force_all=True)  # type: ignore[attr-defined]
+
+    def shows(self, pane: str) -> bool:
+        """Whether a pane is on screen now (wide: all but the events pane when short)."""
+        if self.wide:
+            return pane != "events" or self.has_class("wide-tall")
+        return pane == self.active_tab
 
     def refresh_from_state(self, force_all: bool = False) -> None:
         """Repaint what the user can see; hidden panes catch up when they are shown."""
         palette = self.app.palette  # type: ignore[attr-defined]
         self.query_one("#status-line", Static).update(status_line(self.state, self.mode, self.project_name, palette))
-        active = self.active_tab
-        if force_all or active == "dashboard":
+        if force_all or self.shows("dashboard"):
             self.query_one(MemoryDashboard).refresh_from_state()
             self.query_one(ProcessPanel).refresh_from_state()
             self.query_one(StoragePanel).refresh_from_state()
-            if self.has_class("tall"):
+            if self.has_class("tall") and not self.wide:
                 self.query_one("#dash-log", EventLog).refresh_from_state()
-        if force_all or active == "models":
+        if force_all or self.shows("models"):
             self.query_one(ModelBrowser).add_changed(self.state.drain_pending_rows())
-        if force_all or active == "events":
+        if force_all or self.shows("events"):
             self.query_one("#event-log", EventLog).refresh_from_state()

@@ -1,23 +1,35 @@
-"""The live memory dashboard: status, usage, peak, progress, ETA, forecast, graph, processes."""
+"""The live memory dashboard: status, milo's tree and the rest of the machine, progress, graph, processes."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
 from milo_tui.tui import formatting as fmt
-from milo_tui.tui.charts import memory_graph, progress_bar
+from milo_tui.tui.charts import memory_graph, progress_bar, time_axis
 from milo_tui.runstate import RunState
 from milo_tui.tui.widgets.palette import LEVEL_TAGS, STATUS_TAGS, STATUS_WORDS, lines_to_text
 
+SUMMARY_LINES = 6
+
+
+def thresholds_line(state: RunState) -> str:
+    """Which usage the warning/critical thresholds are held against, and why (shortest words first)."""
+    source = state.memory.get("limit_source") or "limit"
+    if state.memory.get("used_basis") == "machine":
+        return (f"Thresholds on {source} − available: the machine is short, others' use counts "
+                f"(milo's tree alone would leave more room)")
+    return f"Thresholds on milo's tree: its PSS against the {source} limit (others have room left)"
+
 
 def memory_summary(state: RunState, palette: dict[str, str], width: int) -> Text:
-    """The text block above the graph (4-5 lines), readable with or without colour."""
+    """The text block above the graph (SUMMARY_LINES lines), readable with or without colour."""
     status = state.memory_status
     tag = STATUS_TAGS[status]
+    memory = state.memory
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"● {STATUS_WORDS[status]}", style=palette.get(f"{tag}_bold", ""))
     limit = state.limit_bytes
@@ -25,14 +37,18 @@ def memory_summary(state: RunState, palette: dict[str, str], width: int) -> Text
                 f" {state.percent:.0f}%")
     peak_share = f" {100 * state.peak_bytes / limit:.0f}%" if limit and state.peak_bytes else ""
     text.append(f" · peak {fmt.size(state.peak_bytes or None)}{peak_share}\n")
+    text.append(f"milo {fmt.size(memory.get('tree_pss_bytes'))}", style=palette.get("primary", ""))
+    text.append(f" · rest of machine {fmt.size(memory.get('other_used_bytes'))}"
+                f" · free {fmt.size(memory.get('system_available_bytes'))}"
+                f" of {fmt.size(memory.get('system_total_bytes'))}\n")
+    text.append(f"{thresholds_line(state)}\n", style=palette.get("axis", ""))
     done, total = state.completed, state.total_models
     bar_width = max(5, min(30, width - 40))
     text.append(f"Models {done}/{total or '?'} ")
     text.append(progress_bar(state.progress, bar_width), style=palette.get("primary", ""))
-    text.append(f" {100 * state.progress:.0f}%  ETA {fmt.duration(state.eta_seconds)}\n")
-    remaining = state.memory.get("estimated_remaining_peak_bytes")
-    source = state.memory.get("limit_source") or "-"
-    text.append(f"Remaining peak est. {fmt.size(remaining)} · phase {state.phase or '-'} · limit: {source}\n")
+    text.append(f" {100 * state.progress:.0f}%  ETA {fmt.duration(state.eta_seconds)}"
+                f" · remaining peak est. {fmt.size(memory.get('estimated_remaining_peak_bytes'))}"
+                f" · phase {state.phase or '-'}\n")
     alert = state.predictive_alert
     if alert is not None:
         text.append(f"⚠ {alert.message}", style=palette.get("warn_bold", ""))
@@ -46,9 +62,9 @@ def memory_summary(state: RunState, palette: dict[str, str], width: int) -> Text
 
 
 class MemoryGraph(Widget):
-    """Usage as a share of the limit, over time, with the warning and critical lines."""
+    """Usage as a share of the limit, over time, with the warning and critical lines and a time axis."""
 
-    DEFAULT_CSS = "MemoryGraph { height: 1fr; min-height: 3; }"
+    DEFAULT_CSS = "MemoryGraph { height: 1fr; min-height: 4; }"
 
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -56,15 +72,17 @@ class MemoryGraph(Widget):
 
     def render(self) -> Text:
         width, height = self.size.width, self.size.height
-        percents = [s.percent for s in self.state.memory_series]
-        lines = memory_graph(percents, width, height, self.state.warning_share, self.state.critical_share)
+        series = self.state.memory_series
+        lines = memory_graph([s.percent for s in series], width, height - 1,
+                             self.state.warning_share, self.state.critical_share)
+        lines.append(time_axis([s.ts for s in series], width))
         return lines_to_text(lines, self.app.palette)  # type: ignore[attr-defined]
 
 
 class MemoryDashboard(Vertical):
-    DEFAULT_CSS = """
-    MemoryDashboard { height: 1fr; border: round $primary 50%; border-title-color: $text; padding: 0 1; }
-    MemoryDashboard #memory-summary { height: 4; text-wrap: nowrap; text-overflow: ellipsis; }
+    DEFAULT_CSS = f"""
+    MemoryDashboard {{ height: 1fr; border: round $primary 50%; border-title-color: $text; padding: 0 1; }}
+    MemoryDashboard #memory-summary {{ height: {SUMMARY_LINES}; text-wrap: nowrap; text-overflow: ellipsis; }}
     """
 
     def __init__(self, state: RunState, **kwargs) -> None:
@@ -83,31 +101,45 @@ class MemoryDashboard(Vertical):
         self.border_subtitle = STATUS_WORDS[self.state.memory_status].lower()
 
 
-def process_lines(state: RunState, limit_rows: int) -> Text:
+def _cpu_text(value: object) -> str:
+    return f"{value:.0f}%" if isinstance(value, (int, float)) else "-"
+
+
+def process_lines(state: RunState) -> Text:
+    """Every process of the run, heaviest first: role, pid, PSS, CPU % of one core; then the total."""
     processes = state.memory.get("processes") or []
     rows = sorted((p for p in processes if isinstance(p, dict)), key=lambda p: -(p.get("pss_bytes") or 0))
     text = Text(no_wrap=True, overflow="ellipsis")
     if not rows:
         text.append("no process data yet")
         return text
-    for index, proc in enumerate(rows[:limit_rows]):
-        if index:
-            text.append("\n")
-        role = str(proc.get("role", "?"))[:8]
-        text.append(f"{role:<8} {proc.get('pid', '?')!s:>6} {fmt.size(proc.get('pss_bytes')):>8}")
-    if len(rows) > limit_rows:
-        rest = sum(p.get("pss_bytes") or 0 for p in rows[limit_rows:])
-        text.append(f"\n+{len(rows) - limit_rows} more   {fmt.size(rest):>9}")
+    text.append(f"{'role':<9} {'pid':>6} {'PSS':>9}{'CPU':>5}\n", style="bold")
+    for proc in rows:
+        role = str(proc.get("role", "?"))[:9]
+        estimated = "~" if proc.get("pss_estimated") else " "
+        text.append(f"{role:<9} {proc.get('pid', '?')!s:>6} {fmt.size(proc.get('pss_bytes')):>9}{estimated}"
+                    f"{_cpu_text(proc.get('cpu_percent')):>4}\n")
+    total = sum(p.get("pss_bytes") or 0 for p in rows)
+    cpu = [p.get("cpu_percent") for p in rows if isinstance(p.get("cpu_percent"), (int, float))]
+    text.append(f"{f'{len(rows)} processes':<16} {fmt.size(total):>9}{_cpu_text(sum(cpu) if cpu else None):>5}")
     return text
 
 
-class ProcessPanel(Static):
-    DEFAULT_CSS = "ProcessPanel { height: 1fr; border: round $primary 50%; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }"
+class ProcessPanel(VerticalScroll):
+    """Every process of the run; scrolls (mouse, or focus it and use the arrow keys) when they do not fit."""
+
+    DEFAULT_CSS = """
+    ProcessPanel { height: 1fr; border: round $primary 50%; padding: 0 1; }
+    ProcessPanel #process-lines { width: auto; text-wrap: nowrap; }
+    """
 
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(**kwargs)
         self.state = state
-        self.border_title = "Processes (PSS)"
+        self.border_title = "Processes (PSS, CPU)"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="process-lines")
 
     def refresh_from_state(self) -> None:
-        self.update(process_lines(self.state, max(1, self.content_size.height - 1)))
+        self.query_one("#process-lines", Static).update(process_lines(self.state))
