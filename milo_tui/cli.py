@@ -24,7 +24,7 @@ from milo_tui.errors import (EXIT_BAD_INPUT, EXIT_CODES, EXIT_DOES_NOT_FIT, EXIT
 
 def cmd_init(args) -> int:
     from milo_tui import config as cfg
-    from milo_tui.csvpeek import class_labels
+    from milo_tui.csvpeek import class_labels, shown
 
     root = Path(args.project)
     if (root / "milo.toml").exists() and not args.force:
@@ -47,10 +47,10 @@ def cmd_init(args) -> int:
     print(f"Created {root / 'milo.toml'} with the {args.preset!r} search space "
           f"({cfg.PRESETS[args.preset].summary}).")
     print(f"Target column {args.target!r}: {len(found)} classes in the training CSV: "
-          + ", ".join(f"{label!r} ({count} rows)" for label, count in found.items()) + ".")
+          + shown(f"{label!r} ({count} rows)" for label, count in found.items()) + ".")
     unseen = sorted(set(labels["test"]) - set(found))
     if unseen:
-        print(f"Warning: the test CSV has classes the training CSV lacks: {', '.join(map(repr, unseen))}.")
+        print(f"Warning: the test CSV has classes the training CSV lacks: {shown(map(repr, unseen))}.")
     print(f"Next: check the search space in it, then `milo estimate {root}` and `milo run {root}`.")
     return 0
 

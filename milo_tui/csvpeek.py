@@ -35,7 +35,19 @@ def class_labels(path: Path, target: str) -> dict[str, int]:
         found = f"only {next(iter(counts))!r}" if counts else "no values"
         raise BadInputError(f"The target column {target!r} of {path} has {found}: a classifier needs at least "
                             "two classes. Check that --target names the class column.")
+    rows = sum(counts.values())
+    if len(counts) > rows / 2:
+        raise BadInputError(f"The target column {target!r} of {path} has {len(counts)} different values in {rows} "
+                            "rows: it looks like a measurement, not a class. Check that --target names the class "
+                            "column.")
     return dict(counts.most_common())
+
+
+def shown(values, limit: int = 10) -> str:
+    """a, b, c and 7 more: a list that stays one readable line."""
+    values = list(values)
+    text = ", ".join(values[:limit])
+    return text + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
 def _missing_column(path: Path, target: str, header: list[str]) -> str:
