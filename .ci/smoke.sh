@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Smoke test of an INSTALLED milo (a wheel in a fresh venv, outside the checkout):
-#   .ci/smoke.sh VENV SAMPLE_DIR
+#   .ci/smoke.sh VENV SAMPLE_DIR SOURCE_PACKAGE
 # VENV is the virtual environment milo was installed into; SAMPLE_DIR holds train.csv and test.csv
-# (the checkout's sample_projects/breast_cancer: data, not code). It checks what a new user meets
+# (the checkout's sample_projects/breast_cancer: data, not code); SOURCE_PACKAGE is the checkout's
+# milo_tui folder, whose data files (themes, schema, stylesheets, grids) the install must all hold. It checks what a new user meets
 # first: the version, the shipped themes and event schema, the settings table, a tiny project
 # trained headless, a model extracted and used by plain scikit-learn, estimate/stats as JSON, and
 # shell completion. Any failure exits non-zero with the step that failed.
 set -euo pipefail
 VENV=$(cd "$1" && pwd)
 SAMPLE=$(cd "$2" && pwd)
+SOURCE=$(cd "$3" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"                      # nothing of the checkout is importable from here
@@ -39,6 +41,40 @@ assert not problems, problems
 schema = json.loads((files("milo_tui") / "schema" / "events.schema.json").read_text())
 assert schema.get("$schema") or schema.get("type"), "the event schema is empty"
 print("themes:", ", ".join(sorted(names)))
+PY
+
+step "every data file of the source package is installed"
+"$PY" - "$SOURCE" <<'PY'
+import sys
+from pathlib import Path
+import milo_tui
+source, installed = Path(sys.argv[1]), Path(milo_tui.__file__).parent
+wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file()
+          and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+missing = sorted(str(p) for p in wanted if not (installed / p).is_file())
+assert not missing, f"not in the wheel: {missing}"
+print(f"{len(wanted)} data files installed")
+PY
+
+step "the TUI starts and renders (stylesheets parse with this Textual)"
+"$PY" - "$SAMPLE" <<'PY'
+import asyncio, shutil, sys, tempfile
+from pathlib import Path
+from milo_tui.tui.app import MiloApp
+
+async def main() -> None:
+    project = Path(tempfile.mkdtemp()) / "p"
+    project.mkdir()
+    (project / "events.jsonl").write_text("")
+    app = MiloApp(project, "watch")
+    for size in ((80, 24), (160, 48)):
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+        app = MiloApp(project, "watch")
+    shutil.rmtree(project.parent)
+    print("TUI rendered at 80x24 and 160x48")
+
+asyncio.run(main())
 PY
 
 step "the settings table that error messages point to"
