@@ -157,7 +157,8 @@ def test_memory_event_payload():
     assert event["estimated_remaining_peak_bytes"] == 1_500_000_000
     assert (event["seconds_to_critical"], event["seconds_to_limit"]) == (42.0, 99.0)
     assert event["processes"][0] == {"pid": os.getpid(), "role": "engine", "name": sample.processes[0].name,
-                                     "pss_bytes": sample.processes[0].pss, "pss_estimated": False}
+                                     "pss_bytes": sample.processes[0].pss, "pss_estimated": False,
+                                     "cpu_percent": sample.processes[0].cpu_percent}
     for key in ("system_available_bytes", "system_used_bytes", "swap_used_bytes"):
         assert isinstance(event[key], int)
     assert memory_event(sample, limit, GREEN, 0, None, 0, 0, 0)["seconds_to_critical"] is None
