@@ -189,10 +189,12 @@ def run_headless(project: Path, *, resume: bool, force: bool) -> int:
 
 
 def cmd_run(args) -> int:
-    from milo_tui.project import require_project
+    from milo_tui import config as cfg
 
     project = Path(args.project)
-    require_project(project)  # before the launcher creates PROJECT/.milo for a mistyped path
+    # Checked here too (the engine checks again) so a typo in the path or in milo.toml is one
+    # paragraph on stderr before anything starts, and no PROJECT/.milo appears for a mistyped path.
+    cfg.load(project)
     headless = args.headless or not sys.stdout.isatty()
     if headless:
         return run_headless(project, resume=args.resume, force=args.force)

@@ -195,7 +195,9 @@ def test_config_values_are_refused_by_name(capsys, tmp_path, section, key, value
     project = copy_sample("breast_cancer", tmp_path)
     raw = tomllib.loads((project / "milo.toml").read_text())
     (project / "milo.toml").write_text(_toml_with(raw, section, key, value))
-    assert_refused(milo(capsys, "estimate", project), EXIT_BAD_INPUT, *words)
+    for command in ("estimate", "run"):
+        assert_refused(milo(capsys, command, project), EXIT_BAD_INPUT, *words)
+    assert not (project / ".milo").exists() and not (project / "events.jsonl").exists()  # nothing started
 
 
 def _toml_with(raw: dict, section: str, key: str, value) -> str:
