@@ -294,39 +294,27 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _store(project: Path):
-    from milo_tui import config as cfg
-    from milo_tui.storage.store import ModelStore
-
-    try:
-        st = cfg.load(project).storage
-        return ModelStore(Path(project), cache_models=st["cache_models"], cache_bytes=st["cache_bytes"],
-                          cache_ttl=st["cache_ttl"])
-    except MiloError:
-        return ModelStore(Path(project))
-
-
-def _destination(output: str | None) -> Path:
-    """-o as the user meant it: a trailing slash or an existing folder means "into this folder"."""
-    if not output:
-        return Path.cwd()
-    dest = Path(output)
-    if output.endswith(os.sep) and not dest.is_dir():
-        dest.mkdir(parents=True)
-    return dest
-
-
 def cmd_extract(args) -> int:
     from milo_tui.project import require_project
+    from milo_tui.storage.store import open_store
 
     paths = require_project(args.project)
-    store = _store(paths.root)
+    store = open_store(paths.root, trust_archive=args.trust_archive)
+    entry = store.find(args.key)
     row = next((r for r in _report_rows(paths) if r.get("key") == args.key and r.get("archive")), None)
-    path = store.export(args.key, _destination(args.output), bundle=args.bundle, report_row=row)
-    if args.json:
-        print(json.dumps({"key": args.key, "path": str(path), "bundle": args.bundle}))
+    # -o as typed (a str): the store reads a trailing "/" or an existing folder as "into this folder"
+    path = store.export(args.key, args.output or Path.cwd(), bundle=args.bundle, report_row=row)
+    if entry.location == "file":
+        how = "copied from its model file: not archived yet"
+    elif entry.trusted:
+        how = "hash verified against the archive index"
     else:
-        print(f"Extracted {args.key} to {path} (hash verified against the archive index).")
+        how = "NOT verified: no trusted index, extracted because of --trust-archive"
+    if args.json:
+        print(json.dumps({"key": args.key, "path": str(path), "bundle": args.bundle,
+                          "verified": entry.location == "archive" and entry.trusted}))
+    else:
+        print(f"Extracted {args.key} to {path} ({how}).")
     return 0
 
 
@@ -513,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", action="store_true", help="write a folder with the model, its metrics and "
                    "parameters")
     p.add_argument("--json", action="store_true", help="print where it went as JSON")
+    p.add_argument("--trust-archive", action="store_true",
+                   help="extract even when no trusted index vouches for the model's hash: only for an "
+                   "archive you made yourself (see docs/STORAGE.md)")
 
     p = _command(sub, "estimate", cmd_estimate, "pre-flight estimate: memory, disk, models, time",
                  "Estimate, before training, the memory peak, disk, number of models and time of "

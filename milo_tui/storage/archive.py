@@ -22,6 +22,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat as stat_module
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -30,12 +31,13 @@ from typing import Callable
 
 from milo_tui.errors import MiloError
 from milo_tui.storage.files import (
-    MODEL_SUFFIX, disk_full_error, is_disk_full, is_save_leftover, key_of, model_path, validate_key,
+    MODEL_SUFFIX, NotARegularFileError, disk_full_error, is_disk_full, is_save_leftover, key_of, model_path,
+    open_model_file, regular_file_size, validate_key,
 )
 from milo_tui.storage.gzmembers import TRAILER, new_compressor
 from milo_tui.storage.index import (
     BatchRecord, MemberRecord, append_batch, archive_name, index_matches_archive, index_path,
-    read_index, scan_tail, write_all, write_index,
+    read_index, scan_tail, vouch_for, write_all, write_index,
 )
 from milo_tui.storage.tarmember import header_bytes, padding
 
@@ -97,11 +99,22 @@ class RecoveryReport:
     queued: list[str] = field(default_factory=list)  # source files waiting to be archived
     replaced: list[str] = field(default_factory=list)  # queued keys whose archived copy differs
     problems: list[str] = field(default_factory=list)
+    # batches indexed by scanning whose hashes no saved model file vouches for: readers refuse
+    # them unless told to trust the archive (docs/STORAGE.md, "What the index protects")
+    untrusted_batches: int = 0
 
     @property
     def changed(self) -> bool:
         return bool(self.index_rebuilt or self.adopted_batches or self.truncated_bytes or self.trailer_written
                     or self.sources_removed or self.leftovers_removed)
+
+
+def untrusted_problem(archive_path: Path, batches: int) -> str:
+    return (
+        f"{batches} batch(es) of {Path(archive_path).name} were indexed by scanning the archive, and no saved "
+        "model file vouches for their hashes, so milo will not load those models unless told to trust the "
+        "archive (`milo extract ... --trust-archive`)"
+    )
 
 
 def reduction(raw: int, compressed: int) -> float:
@@ -111,7 +124,10 @@ def reduction(raw: int, compressed: int) -> float:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd = open_model_file(path)
+    if fd is None:
+        raise FileNotFoundError(path)
+    with open(fd, "rb") as handle:
         for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -148,6 +164,8 @@ class ArchiveWriter:
         self._files_removed = 0
         self._recovered = False
         self._lock_fd: int | None = None
+        # Model files refused because they were links or not regular files (never archived).
+        self.refused: list[str] = []
 
     # ---- public API ----
 
@@ -169,9 +187,10 @@ class ArchiveWriter:
         """Queue source_dir/<key>.joblib; write a batch when one is full."""
         self._ensure_recovered()
         path = model_path(self.source_dir, validate_key(key))
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
+        size = regular_file_size(path)
+        if size is None:
+            if os.path.lexists(path):
+                raise NotARegularFileError(path, "a link or not a regular file")
             if key in self._archived:
                 return None  # recover() found and archived it already
             raise MiloError(
@@ -246,7 +265,11 @@ class ArchiveWriter:
                 batches = []
             start = batches[-1].end if batches else 0
             tail = scan_tail(handle, start, len(batches), file_end, where=str(self.archive_path))
-            batches = batches + tail.batches
+            found = [vouch_for(b, self.source_dir) for b in tail.batches]
+            report.untrusted_batches = sum(1 for b in found if b.scanned)
+            if report.untrusted_batches:
+                report.problems.append(untrusted_problem(self.archive_path, report.untrusted_batches))
+            batches = batches + found
             report.adopted_batches = len(tail.batches) if trusted else 0
             if tail.problem:
                 report.problems.append(tail.problem)
@@ -281,17 +304,22 @@ class ArchiveWriter:
                     report.leftovers_removed += 1
                 continue
             key = key_of(path)
-            if key is None or not path.is_file():
+            if key is None:
                 continue
-            stat = path.stat()
+            info = os.lstat(path)
+            if not stat_module.S_ISREG(info.st_mode):
+                # Never followed: a planted link would hand its target over as this model.
+                report.problems.append(str(NotARegularFileError(path, "a link" if stat_module.S_ISLNK(info.st_mode)
+                                                                else "not a regular file")))
+                continue
             archived = self._archived.get(key)
-            if archived is not None and archived.size == stat.st_size and archived.sha256 == sha256_of(path):
+            if archived is not None and archived.size == info.st_size and archived.sha256 == sha256_of(path):
                 if not self.keep_sources and self._unlink(path):
                     report.sources_removed += 1
                 continue
             if archived is not None:
                 report.replaced.append(key)
-            candidates.append((stat.st_mtime, key, stat.st_size))
+            candidates.append((info.st_mtime, key, info.st_size))
         for _, key, size in sorted(candidates):
             self._queue[key] = size
         report.queued = list(self._queue)
@@ -341,7 +369,7 @@ class ArchiveWriter:
 
     def _append_to_archive(self, keys: list[str], start: int) -> BatchRecord | None:
         created = not self.archive_path.exists()
-        fd = os.open(self.archive_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.archive_path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides
         try:
             if created:
                 _fsync_dir(self.archive_path.parent)
@@ -349,6 +377,7 @@ class ArchiveWriter:
                 os.lseek(fd, start, os.SEEK_SET)
                 packed = _BatchPacker(fd, self.level)
                 members = [m for m in (packed.add(self.source_dir, key) for key in keys) if m is not None]
+                self.refused.extend(packed.refused)
                 if not members:
                     self._restore_tail(fd, start)
                     return None
@@ -413,7 +442,7 @@ class ArchiveWriter:
             return
         lock_path = self.archive_path.with_name(f".{self.archive_path.name}.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -437,14 +466,18 @@ class _BatchPacker:
         self.crc = 0
         self.written = 0
         self.buffer = bytearray()
+        self.refused: list[str] = []  # messages about model files that were not regular files
 
     def add(self, source_dir: Path, key: str) -> MemberRecord | None:
         path = model_path(source_dir, key)
         try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
+            fd = open_model_file(path)
+        except NotARegularFileError as exc:
+            self.refused.append(str(exc))
+            return None  # a link or a FIFO planted under a model's name: never archived
+        if fd is None:
             return None  # deleted since it was queued: nothing to archive
-        with handle:
+        with open(fd, "rb") as handle:
             stat = os.fstat(handle.fileno())
             header = header_bytes(key, stat.st_size, stat.st_mtime)
             header_offset = self.raw_length

@@ -1,50 +1,126 @@
-"""Pull one model's bytes out of an archive: one seek, one read, one partial decompression."""
+"""Pull one model's bytes out of an archive: one seek, one partial decompression, streamed.
+
+Only the entry's own batch is read, only decompressed as far as the end of this
+model, and the model's bytes go straight to the caller's file while they are
+hashed: memory stays bounded (about 2 MB) whatever size the member claims, and
+the bytes are written once.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import zlib
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from milo_tui.errors import IntegrityError
-from milo_tui.storage.gzmembers import decompress_prefix
+from milo_tui.storage.gzmembers import iter_member
 from milo_tui.storage.index import IndexEntry
-from milo_tui.storage.tarmember import parse_member
+from milo_tui.storage.tarmember import MAX_HEADER_BYTES, parse_member
 
 
-def read_model_bytes(archive_path: Path, entry: IndexEntry) -> bytes:
-    """The verified content of `entry`'s .joblib file.
+class UntrustedModelError(IntegrityError):
+    """The model's only hash comes from the archive itself: there is nothing to check it against."""
 
-    Only the entry's own batch is read, and only decompressed as far as the
-    end of this model. The tar header found there must be a safe regular file
-    named after the key, at the offsets the index gives; the data must match
-    the index's sha256. Anything else raises IntegrityError naming the model.
+
+def untrusted_model_error(entry: IndexEntry) -> UntrustedModelError:
+    return UntrustedModelError(
+        f"Model {entry.key} in {entry.archive}.tar.gz has no trusted hash, so it was not loaded or extracted: "
+        f"the archive's index is missing or was rebuilt by scanning the archive, so the only hash there is was "
+        "computed from the archive's own bytes, and a rewritten archive (which can run any code when a model "
+        "is loaded) would pass that check. If you made this archive yourself and nobody else can write the "
+        "project folder, run `milo extract PROJECT KEY --trust-archive`; otherwise restore the index "
+        "(models/*.index.jsonl) from a backup, or train again with `milo run PROJECT --force`."
+    )
+
+
+def copy_model(archive_path: Path, entry: IndexEntry, out: BinaryIO) -> int:
+    """Write the verified content of `entry`'s .joblib file to `out`; returns its size.
+
+    The tar header found at the indexed place must be a safe regular file named
+    after the key, at the indexed offsets; the data must match the index's
+    sha256. Anything else raises IntegrityError naming the model — the caller
+    then discards what was written to `out` (it must never be loaded).
     """
     where = f"Model {entry.key} in {Path(archive_path).name}"
-    with open(archive_path, "rb") as handle:
-        handle.seek(entry.offset)
-        compressed = handle.read(entry.length)
-    if len(compressed) != entry.length:
+    header_length = entry.data_offset - entry.header_offset
+    if not 0 < header_length <= MAX_HEADER_BYTES or entry.header_offset < 0 or entry.size < 0:
+        raise _damaged(where, "its index entry is impossible")
+    digest = hashlib.sha256()
+    try:
+        with open(archive_path, "rb") as handle:
+            stream = _RawStream(iter_member(handle, entry.offset, entry.length))
+            stream.skip(entry.header_offset)
+            header = stream.read(header_length)
+            if len(header) < header_length:
+                raise _damaged(where, "its batch is cut short")
+            member = parse_member(header, 0, where, data_present=False)
+            if member is None or member.key != entry.key or member.data_offset != header_length \
+                    or member.size != entry.size:
+                raise _damaged(where, "the tar header at its indexed place belongs to something else")
+            written = 0
+            for chunk in stream.take(entry.size):
+                digest.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+    except zlib.error:
+        raise _damaged(where, "its batch does not decompress") from None
+    if written != entry.size:
         raise _damaged(where, "its batch is cut short")
-    needed = entry.data_offset + entry.size
-    raw = decompress_prefix(compressed, needed)
-    if len(raw) < needed:
-        raise _damaged(where, "its batch does not decompress")
-    member = parse_member(raw, entry.header_offset, where)
-    if member is None or member.key != entry.key or member.data_offset != entry.data_offset or member.size != entry.size:
-        raise _damaged(where, "the tar header at its indexed place belongs to something else")
-    data = raw[entry.data_offset : needed]
-    actual = hashlib.sha256(data).hexdigest()
+    actual = digest.hexdigest()
     if actual != entry.sha256:
         raise IntegrityError(
             f"{where} does not match its recorded sha256 (expected {entry.sha256[:16]}…, found {actual[:16]}…), "
             "so it was not loaded: the archive or its index was changed or damaged after the model was saved. "
-            "Restore the archive from a backup or re-train this model."
+            "To repair it, restore models/ from a backup, or train again with `milo run PROJECT --force` "
+            "(which replaces every earlier result: first `milo extract` the other models you need — they are "
+            "unaffected)."
         )
-    return data
+    return written
+
+
+def read_model_bytes(archive_path: Path, entry: IndexEntry) -> bytes:
+    """The verified content of `entry`'s .joblib file, in memory (for small models and benchmarks)."""
+    buffer = io.BytesIO()
+    copy_model(archive_path, entry, buffer)
+    return buffer.getvalue()
+
+
+class _RawStream:
+    """Skip, read and take ranges of a decompressed stream given as chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def _next(self) -> bool:
+        if self._current:
+            return True
+        for chunk in self._chunks:
+            if chunk:
+                self._current = memoryview(chunk)
+                return True
+        return False
+
+    def take(self, n: int) -> Iterator[bytes]:
+        while n > 0 and self._next():
+            piece = self._current[:n]
+            self._current = self._current[len(piece):]
+            n -= len(piece)
+            yield piece
+
+    def skip(self, n: int) -> None:
+        for _ in self.take(n):
+            pass
+
+    def read(self, n: int) -> bytes:
+        return b"".join(bytes(p) for p in self.take(n))
 
 
 def _damaged(where: str, why: str) -> IntegrityError:
     return IntegrityError(
-        f"{where} cannot be extracted: {why}. The archive or its index is damaged. Run `milo run PROJECT "
-        "--resume` to rebuild the index by scanning the archive, or restore the archive from a backup."
+        f"{where} cannot be extracted: {why}, so the archive or its index is damaged and nothing was loaded. "
+        "To repair it, restore models/ from a backup, or train again with `milo run PROJECT --force` (which "
+        "replaces every earlier result: first `milo extract` the other models you need)."
     )

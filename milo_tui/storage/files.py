@@ -6,14 +6,19 @@ done here: it happens once, when the archive writer packs a batch.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 import joblib
 
+from milo_tui.errors import IntegrityError
 from milo_tui.project import atomic_write, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
 
 MODEL_SUFFIX = ".joblib"
+COPY_CHUNK = 1 << 20
 TEMP_SUFFIX = ".tmp"
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_KEY_LENGTH = 200  # keeps "<key>.joblib" well inside every filesystem's name limit
@@ -43,6 +48,69 @@ def key_of(path: Path) -> str | None:
         return validate_key(key)
     except ValueError:
         return None
+
+
+def open_model_file(path: Path) -> int | None:
+    """A read descriptor of a model file, never through a link: None if it is missing.
+
+    A link (or a FIFO, a device, a folder) planted under a model's name is not
+    a model this program saved, so it is refused with NotARegularFileError; a
+    link would otherwise have its target's bytes archived or loaded as that model.
+    O_NONBLOCK keeps a planted FIFO from blocking the open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotARegularFileError(path, "a link") from None
+        raise
+    kind = stat.S_IFMT(os.fstat(fd).st_mode)
+    if kind != stat.S_IFREG:
+        os.close(fd)
+        raise NotARegularFileError(path, "a folder" if kind == stat.S_IFDIR else "not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def regular_file_size(path: Path) -> int | None:
+    """Size of a model file if it is a regular file (not followed if it is a link), else None."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class NotARegularFileError(IntegrityError):
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"{self.path} is {kind}, not a model file milo saved, so it was neither archived nor loaded "
+            "(a link there would hand over another file's bytes as that model). Remove it; "
+            "`milo run PROJECT --resume` then trains the model again."
+        )
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (os.umask can only set it, which would race
+    with other threads creating files); from /proc on Linux, else set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shared_file_mode() -> int:
+    """Mode for files people share (archives, indexes, exported models): what `open` would
+    give a new file under the user's umask — 0644 under umask 022, 0600 under 077."""
+    return 0o666 & ~current_umask()
 
 
 def is_save_leftover(path: Path) -> bool:

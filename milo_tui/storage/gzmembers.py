@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, Protocol
 
 from milo_tui.storage.tarmember import END_OF_ARCHIVE
 
 GZIP_WBITS = 31  # zlib's "gzip container" mode
 GZIP_MAGIC = b"\x1f\x8b\x08"
-SCAN_CHUNK = 1 << 20
+SCAN_CHUNK = 1 << 20  # compressed bytes read at a time
+OUT_CHUNK = 1 << 20  # decompressed bytes produced at a time
 
 
 def new_compressor(level: int):
@@ -37,12 +38,17 @@ def member_footer(crc32: int, raw_length: int) -> bytes:
     return (crc32 & 0xFFFFFFFF).to_bytes(4, "little") + (raw_length & 0xFFFFFFFF).to_bytes(4, "little")
 
 
+class Sink(Protocol):
+    def feed(self, data: bytes) -> None: ...
+
+
 @dataclass(frozen=True)
 class ScannedMember:
     offset: int
     length: int
-    raw: bytes
+    raw_length: int
     crc32: int
+    sink: Sink  # what the member's decompressed bytes were fed to
 
 
 @dataclass
@@ -54,11 +60,15 @@ class ScanEnd:
     problem: str | None = None  # None when the file ends exactly after a whole member
 
 
-def scan_members(handle: BinaryIO, start: int, file_end: int, end: ScanEnd) -> Iterator[ScannedMember]:
+def scan_members(handle: BinaryIO, start: int, file_end: int, end: ScanEnd,
+                 new_sink: Callable[[int], Sink]) -> Iterator[ScannedMember]:
     """Yield every whole gzip member from `start`; fill `end` with where the whole ones stop.
 
-    A member cut short, or bytes that do not decompress, end the scan: that is
-    what a writer killed mid-append leaves behind.
+    Each member's decompressed bytes are fed, chunk by chunk, to `new_sink(offset)`;
+    nothing holds a whole member, so a small member that inflates to gigabytes costs
+    no memory. A member cut short, or bytes that do not decompress, end the scan:
+    that is what a writer killed mid-append leaves behind. An error the sink raises
+    (a damaged or unsafe tar header) propagates, with `end` at the last whole member.
     """
     end.good_end, end.file_end, end.problem = start, file_end, None
     handle.seek(start)
@@ -66,31 +76,50 @@ def scan_members(handle: BinaryIO, start: int, file_end: int, end: ScanEnd) -> I
     pending = b""
     while offset < file_end:
         decompressor = zlib.decompressobj(GZIP_WBITS)
-        parts: list[bytes] = []
-        consumed = 0
-        data = pending
-        pending = b""
+        sink = new_sink(offset)
+        data, pending = pending, b""
+        raw_length = crc = 0
+        consumed = len(data)
         try:
-            while True:
+            while not decompressor.eof:
                 if not data:
                     data = handle.read(SCAN_CHUNK)
                     if not data:
                         end.problem = f"a gzip member starting at byte {offset} is cut short"
                         return
-                parts.append(decompressor.decompress(data))
-                if decompressor.eof:
-                    pending = decompressor.unused_data
-                    consumed += len(data) - len(pending)
-                    break
-                consumed += len(data)
-                data = b""
+                    consumed += len(data)
+                out = decompressor.decompress(data, OUT_CHUNK)
+                data = decompressor.unconsumed_tail
+                if out:
+                    raw_length += len(out)
+                    crc = zlib.crc32(out, crc)
+                    sink.feed(out)
+            pending = decompressor.unused_data  # the start of the next member
+            consumed -= len(pending)
         except zlib.error as exc:
             end.problem = f"bytes from {offset} are not a valid gzip member ({exc})"
             return
-        raw = b"".join(parts)
-        yield ScannedMember(offset=offset, length=consumed, raw=raw, crc32=zlib.crc32(raw))
+        yield ScannedMember(offset=offset, length=consumed, raw_length=raw_length, crc32=crc, sink=sink)
         offset += consumed
         end.good_end = offset
+
+
+def iter_member(handle: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
+    """The decompressed bytes of the gzip member at [offset, offset + length), in chunks of at
+    most OUT_CHUNK: memory stays bounded however far the member inflates. zlib.error on bad data."""
+    decompressor = zlib.decompressobj(GZIP_WBITS)
+    handle.seek(offset)
+    remaining = length
+    while remaining > 0 and not decompressor.eof:
+        data = handle.read(min(SCAN_CHUNK, remaining))
+        if not data:
+            return
+        remaining -= len(data)
+        while data and not decompressor.eof:
+            out = decompressor.decompress(data, OUT_CHUNK)
+            data = decompressor.unconsumed_tail
+            if out:
+                yield out
 
 
 def member_boundaries_match(handle: BinaryIO, offset: int, length: int, crc32: int, raw_length: int, file_end: int) -> bool:
@@ -103,14 +132,3 @@ def member_boundaries_match(handle: BinaryIO, offset: int, length: int, crc32: i
         return False
     handle.seek(offset + length - 8)
     return handle.read(8) == member_footer(crc32, raw_length)
-
-
-def decompress_prefix(compressed: bytes, needed: int) -> bytes:
-    """Decompress one member only as far as `needed` raw bytes: a model near the
-    start of its batch costs less than one at the end."""
-    decompressor = zlib.decompressobj(GZIP_WBITS)
-    try:
-        out = decompressor.decompress(compressed, needed)
-    except zlib.error:
-        return b""
-    return out

@@ -15,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from milo_tui.errors import IntegrityError
-from milo_tui.project import atomic_write_text
-from milo_tui.storage.files import disk_full_error, is_disk_full
+from milo_tui.project import atomic_write
+from milo_tui.storage.files import MODEL_SUFFIX, disk_full_error, is_disk_full, open_model_file, shared_file_mode
 from milo_tui.storage.gzmembers import ScanEnd, ScannedMember, member_boundaries_match, scan_members
-from milo_tui.storage.tarmember import BLOCK, next_header_offset, parse_member
+from milo_tui.storage.tarmember import BLOCK, TarStream
 
 INDEX_FORMAT = "milo-archive-index"
 INDEX_VERSION = 1
@@ -59,6 +59,9 @@ class BatchRecord:
     raw_length: int  # uncompressed bytes of the member
     crc32: int
     members: tuple[MemberRecord, ...]
+    # True when the members' sha256s were computed from the archive's own bytes (an index rebuilt
+    # by scanning) instead of from the files the engine saved: they then prove nothing.
+    scanned: bool = False
 
     @property
     def end(self) -> int:
@@ -70,6 +73,7 @@ class BatchRecord:
                 "batch": self.batch, "offset": self.offset, "length": self.length,
                 "raw_length": self.raw_length, "crc32": self.crc32,
                 "members": [[m.key, m.header_offset, m.data_offset, m.size, m.sha256] for m in self.members],
+                **({"scanned": True} if self.scanned else {}),
             },
             separators=(",", ":"),
         ) + "\n"
@@ -83,6 +87,7 @@ class BatchRecord:
         record = cls(
             batch=int(obj["batch"]), offset=int(obj["offset"]), length=int(obj["length"]),
             raw_length=int(obj["raw_length"]), crc32=int(obj["crc32"]), members=members,
+            scanned=obj.get("scanned", False) is not False,
         )
         if record.offset < 0 or record.length <= 0 or not members:
             raise ValueError("bad batch record")
@@ -102,6 +107,7 @@ class IndexEntry:
     data_offset: int
     size: int
     sha256: str
+    trusted: bool = True  # False: the sha256 was computed from the archive itself (see BatchRecord.scanned)
 
 
 def header_line() -> str:
@@ -162,14 +168,15 @@ def read_index(path: Path) -> ParsedIndex | None:
 
 def write_index(path: Path, batches: Iterable[BatchRecord]) -> None:
     """Replace the whole index atomically (used after a rebuild or a repair)."""
-    atomic_write_text(path, header_line() + "".join(b.to_line() for b in batches))
+    text = header_line() + "".join(b.to_line() for b in batches)
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), mode=shared_file_mode())
 
 
 def append_batch(path: Path, record: BatchRecord) -> None:
     """Append one batch line and fsync. On failure the file is cut back to where it was,
     so a half-written line never stays behind."""
     path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # the umask decides, as for any file shared
     try:
         start = os.lseek(fd, 0, os.SEEK_END)
         try:
@@ -208,6 +215,7 @@ def entries_of(archive: str, batches: Iterable[BatchRecord]) -> dict[str, IndexE
             entries[m.key] = IndexEntry(
                 key=m.key, archive=archive, batch=b.batch, offset=b.offset, length=b.length,
                 header_offset=m.header_offset, data_offset=m.data_offset, size=m.size, sha256=m.sha256,
+                trusted=not b.scanned,
             )
     return entries
 
@@ -221,31 +229,42 @@ def index_matches_archive(handle: BinaryIO, batches: list[BatchRecord], file_end
     )
 
 
-def is_trailer(raw: bytes) -> bool:
-    return len(raw) >= 2 * BLOCK and raw.count(0) == len(raw)
+# A model bigger than this is refused when no trusted index gives its size (a few KB of
+# gzip can claim terabytes). Scikit-learn pipelines of the size milo trains are far smaller.
+MAX_UNINDEXED_MEMBER_BYTES = 2 << 30
+
+
+class _BatchSink:
+    """Receives one scanned gzip member: a batch of models, or the trailer."""
+
+    def __init__(self, where: str, offset: int, max_member: int) -> None:
+        self.stream = TarStream(where=f"{where} (batch at byte {offset})", max_member=max_member)
+
+    def feed(self, data: bytes) -> None:
+        self.stream.feed(data)
+
+
+def _new_sink(where: str, max_member: int):
+    return lambda offset: _BatchSink(where, offset, max_member)
+
+
+def is_trailer(member: ScannedMember) -> bool:
+    stream = member.sink.stream
+    return member.raw_length >= 2 * BLOCK and stream.all_zero
 
 
 def batch_from_scan(member: ScannedMember, batch: int, where: str) -> BatchRecord:
-    """Read the tar members of one scanned gzip member; IntegrityError if any is damaged or unsafe."""
-    records: list[MemberRecord] = []
-    offset = 0
-    raw = member.raw
-    while offset < len(raw):
-        parsed = parse_member(raw, offset, where)
-        if parsed is None:
-            raise IntegrityError(f"{where}: an end-of-archive block inside a batch at byte {member.offset}.")
-        data = memoryview(raw)[parsed.data_offset : parsed.data_offset + parsed.size]
-        records.append(MemberRecord(
-            key=parsed.key, header_offset=parsed.header_offset, data_offset=parsed.data_offset,
-            size=parsed.size, sha256=hashlib.sha256(data).hexdigest(),
-        ))
-        offset = next_header_offset(parsed)
-    if not records:
+    """The batch record of one scanned gzip member; IntegrityError if it is damaged or unsafe."""
+    stream = member.sink.stream
+    stream.finish()
+    if stream.ended and stream.members:
+        raise IntegrityError(f"{where}: an end-of-archive block inside a batch at byte {member.offset}.")
+    if not stream.members:
         raise IntegrityError(f"{where}: an empty gzip member at byte {member.offset}.")
-    return BatchRecord(
-        batch=batch, offset=member.offset, length=member.length,
-        raw_length=len(raw), crc32=member.crc32, members=tuple(records),
-    )
+    records = tuple(MemberRecord(key=m.key, header_offset=m.header_offset, data_offset=m.data_offset,
+                                 size=m.size, sha256=m.sha256) for m in stream.members)
+    return BatchRecord(batch=batch, offset=member.offset, length=member.length, raw_length=member.raw_length,
+                       crc32=member.crc32, members=records, scanned=True)
 
 
 @dataclass
@@ -258,21 +277,51 @@ class TailScan:
     problem: str | None  # why the scan stopped early: a torn member, garbage, a damaged batch
 
 
-def scan_tail(handle: BinaryIO, start: int, first_batch: int, file_end: int, where: str) -> TailScan:
+def scan_tail(handle: BinaryIO, start: int, first_batch: int, file_end: int, where: str,
+              max_member: int | None = None) -> TailScan:
+    """Whole batches from `start` on, read as a stream (bounded memory). Their records are
+    marked `scanned`: their hashes come from the archive, not from a saved model file."""
     end = ScanEnd(good_end=start, file_end=file_end)
     batches: list[BatchRecord] = []
     good_end = start
-    for member in scan_members(handle, start, file_end, end):
-        if is_trailer(member.raw):
-            trailer_end = member.offset + member.length
-            problem = None if trailer_end == file_end else f"{file_end - trailer_end} stray bytes after the trailer"
-            return TailScan(batches, trailer_end, good_end, problem)
-        try:
+    members = scan_members(handle, start, file_end, end,
+                           _new_sink(where, MAX_UNINDEXED_MEMBER_BYTES if max_member is None else max_member))
+    try:
+        for member in members:
+            if is_trailer(member):
+                trailer_end = member.offset + member.length
+                problem = None if trailer_end == file_end else f"{file_end - trailer_end} stray bytes after the trailer"
+                return TailScan(batches, trailer_end, good_end, problem)
             batches.append(batch_from_scan(member, first_batch + len(batches), where))
-        except IntegrityError as exc:
-            return TailScan(batches, None, good_end, str(exc))
-        good_end = member.offset + member.length
+            good_end = member.offset + member.length
+    except IntegrityError as exc:
+        return TailScan(batches, None, good_end, str(exc))
     return TailScan(batches, None, good_end, end.problem)
+
+
+def vouch_for(batch: BatchRecord, source_dir: Path) -> BatchRecord:
+    """A scanned batch whose every member still has its saved model file, byte for byte the
+    same (a writer killed between writing a batch and indexing it), is as trustworthy as one
+    the writer indexed itself: its hashes are those of the files the engine saved."""
+    for member in batch.members:
+        path = Path(source_dir) / f"{member.key}{MODEL_SUFFIX}"
+        try:
+            if os.lstat(path).st_size != member.size or _sha256_of_regular(path) != member.sha256:
+                return batch
+        except OSError:
+            return batch
+    return replace(batch, scanned=False)
+
+
+def _sha256_of_regular(path: Path) -> str | None:
+    fd = open_model_file(path)
+    if fd is None:
+        return None
+    digest = hashlib.sha256()
+    with open(fd, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class IndexReader:

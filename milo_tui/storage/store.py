@@ -1,30 +1,46 @@
 """The read API over a project's models: list, open, export. Used by the CLI and the TUI,
 also while a run is still appending to the archives (it only reads what the index has
-committed, and bytes before the indexed end are never rewritten)."""
+committed, and bytes before the indexed end are never rewritten).
+
+`open_store(project_root)` is the one way both front ends get a store: it reads the
+project's cache settings from milo.toml (defaults if it has none or a broken one).
+"""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import joblib
 
-from milo_tui.errors import BadInputError
-from milo_tui.project import ProjectPaths, atomic_write_json
+from milo_tui.errors import BadInputError, MiloError
+from milo_tui.project import ProjectPaths, disk_full_error, is_disk_full
 from milo_tui.storage.cache import ModelCache
-from milo_tui.storage.extract import read_model_bytes
-from milo_tui.project import atomic_write, disk_full_error, is_disk_full
-from milo_tui.storage.files import key_of, model_path, validate_key
+from milo_tui.storage.export import bundle_folder, model_target, write_exported
+from milo_tui.storage.extract import copy_model, untrusted_model_error
+from milo_tui.storage.files import COPY_CHUNK, key_of, model_path, open_model_file, regular_file_size, validate_key
 from milo_tui.storage.index import IndexEntry, IndexReader
 from milo_tui.storage.stats import ARCHIVES, StorageStats, project_storage_stats
 from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
 
-COPY_CHUNK = 1 << 20
+
+def open_store(project_root: Path, *, trust_archive: bool = False, workspace_dir: Path | None = None) -> "ModelStore":
+    """The model store of a project, with its configured cache (CLI and TUI both use this)."""
+    from milo_tui import config as cfg  # late: the config module pulls in the search settings
+
+    settings: dict = {}
+    try:
+        storage = cfg.load(Path(project_root)).storage
+        settings = {"cache_models": storage["cache_models"], "cache_bytes": storage["cache_bytes"],
+                    "cache_ttl": storage["cache_ttl"]}
+    except (MiloError, KeyError):
+        pass  # no milo.toml, or a broken one: the models can still be read with the defaults
+    return ModelStore(Path(project_root), trust_archive=trust_archive, workspace_dir=workspace_dir, **settings)
 
 
 class ModelNotFoundError(BadInputError, KeyError):
@@ -42,6 +58,9 @@ class ModelEntry:
     size: int
     sha256: str | None
     batch: int | None
+    # False when the only hash is one computed from the archive itself (no index, or one rebuilt by
+    # scanning): such a model is not loaded unless the store trusts the archive.
+    trusted: bool = True
 
 
 class ModelStore:
@@ -53,9 +72,11 @@ class ModelStore:
         cache_bytes: int = 256_000_000,
         cache_ttl: float = 60.0,
         workspace_dir: Path | None = None,
+        trust_archive: bool = False,
     ) -> None:
         self.paths = ProjectPaths.of(project_root)
         self.workspace_dir = workspace_dir
+        self.trust_archive = trust_archive  # load models whose hash only the archive itself vouches for
         self.cache = ModelCache(cache_models, cache_bytes, cache_ttl)
         self._readers = {name: IndexReader(self.paths.archive(name)) for name in ARCHIVES}
         self._readers_lock = threading.Lock()  # the TUI calls in from worker threads
@@ -79,9 +100,9 @@ class ModelStore:
             entry = self._entries(name).get(key)
             if entry is not None:
                 return _archived_entry(entry)
-            path = model_path(self.paths.models_dir(name), key)
-            if path.is_file():
-                return ModelEntry(key=key, archive=name, location="file", size=path.stat().st_size, sha256=None, batch=None)
+            size = regular_file_size(model_path(self.paths.models_dir(name), key))
+            if size is not None:
+                return ModelEntry(key=key, archive=name, location="file", size=size, sha256=None, batch=None)
         raise self._not_found(key)
 
     # ---- opening and exporting ----
@@ -93,8 +114,8 @@ class ModelStore:
         if cached is not None:
             return cached
         with Workspace(self.workspace_dir) as workspace:
-            path = self._materialize(key, workspace)
-            size = path.stat().st_size
+            path = workspace.file(f"{key}.joblib")
+            size = _to_private_file(path, lambda handle: self._write_verified(key, handle))
             model = joblib.load(path)
         self.cache.put(key, model, size)
         return model
@@ -102,45 +123,50 @@ class ModelStore:
     def export(
         self,
         key: str,
-        dest: Path,
+        dest: str | Path,
         *,
         bundle: bool = False,
         report_row: dict | None = None,
         overwrite: bool = False,
     ) -> Path:
-        """bundle=False: the verified .joblib at `dest` (a file path, or an existing folder ->
-        folder/<key>.joblib). bundle=True: a folder with model.joblib, metrics.json and
-        params.json (an existing folder -> folder/<key>/). Existing files are not overwritten
-        unless overwrite=True. Returns what was written."""
+        """bundle=False: the verified .joblib at `dest` (a file path, or a folder -> folder/<key>.joblib;
+        a path ending in "/" is a folder, created if missing). bundle=True: a folder with model.joblib,
+        metrics.json and params.json (an existing folder -> folder/<key>/). Existing files are not
+        overwritten unless overwrite=True. The model's bytes are streamed from the archive into the
+        destination once, and only renamed into place once their hash matched. Returns what was written."""
         self._check_key(key)
-        dest = Path(dest).expanduser()
-        with Workspace(self.workspace_dir) as workspace:
-            source = self._materialize(key, workspace)
-            if bundle:
-                return self._export_bundle(key, source, dest, report_row, overwrite)
-            target = dest / f"{key}.joblib" if dest.is_dir() else dest
-            self._refuse_existing(target, overwrite)
-            _copy_atomically(source, target)
-            return target
+        if bundle:
+            return self._export_bundle(key, bundle_folder(dest, key), report_row, overwrite)
+        target = model_target(dest, key)
+        write_exported(target, lambda out: self._write_verified(key, out), overwrite=overwrite,
+                       what=f"model {key}")
+        return target
 
     def stats(self) -> StorageStats:
         return project_storage_stats(self.paths.root, extra_removed=self.temp_files_removed)
 
     # ---- internals ----
 
-    def _materialize(self, key: str, workspace: Workspace) -> Path:
-        """Put the model's verified bytes in the workspace. A file archived (and deleted)
-        between listing and reading is looked up again in the refreshed index."""
-        target = workspace.file(f"{key}.joblib")
+    def _write_verified(self, key: str, out: BinaryIO) -> int:
+        """Stream the model's verified bytes to `out`; returns the size. A file archived (and
+        deleted) between listing and reading is looked up again in the refreshed index."""
         for _ in range(3):
             for name in ARCHIVES:
                 entry = self._entries(name).get(key)
-                if entry is not None:
-                    _write_private(target, read_model_bytes(self.paths.archive(name), entry))
-                    return target
+                if entry is None:
+                    continue
+                if entry.trusted or self.trust_archive:
+                    return copy_model(self.paths.archive(name), entry, out)
+                # Only the archive vouches for this copy; the engine's own file, if it is still
+                # there (the index is not written yet), is the trusted source.
+                size = _copy_model_file(model_path(self.paths.models_dir(name), key), out)
+                if size is None:
+                    raise untrusted_model_error(entry)
+                return size
             for name in ARCHIVES:
-                if _copy_if_present(model_path(self.paths.models_dir(name), key), target):
-                    return target
+                size = _copy_model_file(model_path(self.paths.models_dir(name), key), out)
+                if size is not None:
+                    return size
         raise self._not_found(key)
 
     def _entries(self, name: str) -> dict[str, IndexEntry]:
@@ -156,34 +182,27 @@ class ModelStore:
             key = key_of(path)
             if key is None or key in archived:
                 continue
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                continue  # archived and deleted while we looked
+            size = regular_file_size(path)
+            if size is None:
+                continue  # archived and deleted while we looked, or a link that is not ours
             out.append(ModelEntry(key=key, archive=name, location="file", size=size, sha256=None, batch=None))
         return out
 
-    def _export_bundle(self, key: str, source: Path, dest: Path, report_row: dict | None, overwrite: bool) -> Path:
-        folder = dest / key if dest.is_dir() else dest
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
+    def _export_bundle(self, key: str, folder: Path, report_row: dict | None, overwrite: bool) -> Path:
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
             raise BadInputError(
                 f"{folder} already exists and is not empty, so model {key} was not exported there. "
                 "Choose another path, or remove it first."
             )
-        folder.mkdir(parents=True, exist_ok=True)
-        _copy_atomically(source, folder / "model.joblib")
         row = dict(report_row or {})
         row.setdefault("key", key)
-        atomic_write_json(folder / "metrics.json", row)
-        atomic_write_json(folder / "params.json", parse_params(row.get("best_params")))
+        write_exported(folder / "model.joblib", lambda out: self._write_verified(key, out), overwrite=overwrite,
+                       what=f"model {key}")
+        for name, obj in (("metrics.json", row), ("params.json", parse_params(row.get("best_params")))):
+            text = _json_text(obj)
+            write_exported(folder / name, lambda out, text=text: out.write(text), overwrite=True,
+                           what=f"the {name} of model {key}")
         return folder
-
-    @staticmethod
-    def _refuse_existing(target: Path, overwrite: bool) -> None:
-        if target.exists() and not overwrite:
-            raise BadInputError(
-                f"{target} already exists, so it was not overwritten. Choose another path, or remove it first."
-            )
 
     @staticmethod
     def _check_key(key: str) -> None:
@@ -218,35 +237,36 @@ def parse_params(value) -> dict:
 
 def _archived_entry(entry: IndexEntry) -> ModelEntry:
     return ModelEntry(key=entry.key, archive=entry.archive, location="archive", size=entry.size,
-                      sha256=entry.sha256, batch=entry.batch)
+                      sha256=entry.sha256, batch=entry.batch, trusted=entry.trusted)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _json_text(obj) -> bytes:
+    from milo_tui.events import json_safe  # NaN is not JSON: it becomes null
+
+    return (json.dumps(json_safe(obj), default=str, allow_nan=False, indent=2) + "\n").encode("utf-8")
+
+
+def _to_private_file(path: Path, fill) -> int:
+    """A new 0600 file (never through a link) filled by `fill(handle)`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            return fill(handle)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(path, "the extracted model") from exc
         raise
 
 
-def _copy_if_present(source: Path, target: Path) -> bool:
-    """Copy a not-yet-archived model file; False if the writer archived and deleted it first.
-    Once open, the file can be deleted by the writer without disturbing the copy."""
-    try:
-        handle = open(source, "rb")
-    except FileNotFoundError:
-        return False
-    with handle, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-        shutil.copyfileobj(handle, out, COPY_CHUNK)
-    return True
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    def copy(out) -> None:
-        with open(source, "rb") as handle:
-            shutil.copyfileobj(handle, out, COPY_CHUNK)
-
-    atomic_write(target, copy, what=f"the exported model {target.name}")
+def _copy_model_file(source: Path, out: BinaryIO) -> int | None:
+    """Copy a not-yet-archived model file (never through a link); None if the writer archived
+    and deleted it first. Once open, the writer can delete it without disturbing the copy."""
+    fd = open_model_file(source)
+    if fd is None:
+        return None
+    copied = 0
+    with open(fd, "rb") as handle:
+        for chunk in iter(lambda: handle.read(COPY_CHUNK), b""):
+            out.write(chunk)
+            copied += len(chunk)
+    return copied

@@ -53,15 +53,9 @@ LAG_SAMPLES = 200_000
 
 def default_store_factory(root: Path) -> ModelStoreLike:
     """The real storage read API, with the project's cache settings."""
-    from milo_tui.config import load as load_config
-    from milo_tui.storage.store import ModelStore  # imported late: storage is optional for watching
+    from milo_tui.storage.store import open_store  # imported late: storage is optional for watching
 
-    try:
-        storage = load_config(root).storage
-        return ModelStore(root, cache_models=storage["cache_models"], cache_bytes=storage["cache_bytes"],
-                          cache_ttl=storage["cache_ttl"])
-    except MiloError:
-        return ModelStore(root)
+    return open_store(root)
 
 
 class EngineExited(Message):

@@ -87,7 +87,8 @@ def test_random_kills_during_appends_lose_nothing(tmp_path):
     before = idx.read_bytes()
     idx.unlink()
     writer(paths).recover()
-    assert idx.read_bytes() == before
+    # the same records; marked as scanned, since no source file is left to vouch for their hashes
+    assert idx.read_bytes().replace(b',"scanned":true', b"") == before
     assert list(paths.main_models.glob("*.joblib")) == []
     assert {f"{k}.joblib" for k in log.read_text().split()} <= set(tarfile_contents(paths.main_archive))
     # the kills did land at instants that needed repair, not only between appends

@@ -17,7 +17,7 @@ from milo_tui.errors import BadInputError, IntegrityError
 from milo_tui.storage import ModelCache, ModelStore, project_storage_stats
 from milo_tui.storage import store as store_module
 from milo_tui.storage.stats import live_storage_stats
-from milo_tui.storage.workspace import MARKER, Workspace, sweep_stale_workspaces
+from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
 from storage_helpers import fake_model, models_equal, project, save, writer
 
 KEYS = [f"m_{i}" for i in range(7)]
@@ -110,7 +110,7 @@ def test_stale_workspaces_of_dead_processes_are_swept_at_start(tmp_path):
     assert proc.exitcode == -signal.SIGKILL
     with Workspace(ws) as live:  # ours, alive: must survive the sweep
         stale = [p for p in ws.iterdir() if p != live.path]
-        assert len(stale) == 1 and (stale[0] / MARKER).exists()
+        assert len(stale) == 1 and stale[0].name.startswith(f"ws-{proc.pid}-")
         paths = project(tmp_path)
         store = ModelStore(paths.root, workspace_dir=ws)
         assert store.temp_files_removed == 1
