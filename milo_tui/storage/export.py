@@ -76,7 +76,7 @@ def write_exported(target: Path, fill: Callable[[BinaryIO], object], *, overwrit
             f"{target} already exists, so it was not overwritten and {what} was not exported. "
             "Choose another path, or remove it first."
         )
-    folder_fd = _open_folder(target.parent, what)
+    folder_fd = _open_folder(target, what)
     try:
         sweep_export_debris(folder_fd)
         return _write_in(folder_fd, target, fill, overwrite, what)
@@ -84,12 +84,12 @@ def write_exported(target: Path, fill: Callable[[BinaryIO], object], *, overwrit
         os.close(folder_fd)
 
 
-def _open_folder(folder: Path, what: str) -> int:
+def _open_folder(target: Path, what: str) -> int:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise _export_failed(folder, exc, what) from None
+        raise _export_failed(target, exc, what) from None
 
 
 def _write_in(folder_fd: int, target: Path, fill, overwrite: bool, what: str) -> int:
@@ -97,7 +97,7 @@ def _write_in(folder_fd: int, target: Path, fill, overwrite: bool, what: str) ->
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder_fd)
     except OSError as exc:
-        raise _export_failed(target.parent, exc, what) from None
+        raise _export_failed(target, exc, what) from None
     cleanup = remove_on_signal(folder_fd, temp)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -119,7 +119,7 @@ def _write_in(folder_fd: int, target: Path, fill, overwrite: bool, what: str) ->
             raise ExportError(f"{target} appeared while {what} was being exported, so it was not overwritten. "
                               "Choose another path, or remove it first.") from None
         if isinstance(exc, OSError):
-            raise _export_failed(target.parent, exc, what) from None
+            raise _export_failed(target, exc, what) from None
         raise
     finally:
         forget_on_signal(cleanup)
@@ -150,18 +150,18 @@ def _unlink_quietly(folder_fd: int, name: str) -> int:
         return 0
 
 
-def _export_failed(folder: Path, exc: OSError, what: str) -> MiloError:
+def _export_failed(target: Path, exc: OSError, what: str) -> MiloError:
     if is_disk_full(exc):
         return DiskFullError(
-            f"The disk holding {folder} is full, so {what} was not exported (nothing partial was left there). "
+            f"The disk holding {target.parent} is full, so {what} was not exported (nothing partial was left there). "
             "Free some space (df -h shows how much is left) or choose another destination with -o."
         )
     reason = {
         errno.EACCES: "you may not write there", errno.EPERM: "you may not write there",
         errno.EROFS: "it is on a read-only filesystem", errno.ENOTDIR: "part of that path is a file, not a folder",
-        errno.EISDIR: "that path is a folder",
+        errno.EISDIR: "that path is a folder", errno.ENOENT: "that folder does not take new files",
     }.get(exc.errno, exc.strerror or str(exc))
     return ExportError(
-        f"{what[:1].upper()}{what[1:]} could not be exported to {folder}: {reason}. Nothing was written there. "
+        f"{what[:1].upper()}{what[1:]} could not be written to {target}: {reason}. Nothing was written there. "
         "Choose a folder you can write with -o PATH (a path ending in / is taken as a folder)."
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import joblib
 
 from milo_tui.errors import IntegrityError
-from milo_tui.project import atomic_write, disk_full_error, is_disk_full  # noqa: F401 (re-exported)
+from milo_tui.project import atomic_write, disk_full_error, is_disk_full, shared_file_mode  # noqa: F401 (re-exported)
 
 MODEL_SUFFIX = ".joblib"
 COPY_CHUNK = 1 << 20
@@ -90,27 +90,6 @@ class NotARegularFileError(IntegrityError):
             "(a link there would hand over another file's bytes as that model). Remove it; "
             "`milo run PROJECT --resume` then trains the model again."
         )
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it (os.umask can only set it, which would race
-    with other threads creating files); from /proc on Linux, else set-and-restore."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def shared_file_mode() -> int:
-    """Mode for files people share (archives, indexes, exported models): what `open` would
-    give a new file under the user's umask — 0644 under umask 022, 0600 under 077."""
-    return 0o666 & ~current_umask()
 
 
 def is_save_leftover(path: Path) -> bool:

@@ -21,7 +21,7 @@ from typing import BinaryIO, Iterable
 
 from milo_tui.errors import IntegrityError
 from milo_tui.project import atomic_write
-from milo_tui.storage.files import MODEL_SUFFIX, disk_full_error, is_disk_full, open_model_file, shared_file_mode
+from milo_tui.storage.files import MODEL_SUFFIX, disk_full_error, is_disk_full, open_model_file
 from milo_tui.storage.gzmembers import ScanEnd, ScannedMember, member_boundaries_match, scan_members
 from milo_tui.storage.tarmember import BLOCK, TarStream
 
@@ -169,7 +169,7 @@ def read_index(path: Path) -> ParsedIndex | None:
 def write_index(path: Path, batches: Iterable[BatchRecord]) -> None:
     """Replace the whole index atomically (used after a rebuild or a repair)."""
     text = header_line() + "".join(b.to_line() for b in batches)
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), mode=shared_file_mode())
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))  # the umask's mode, like the archive
 
 
 def append_batch(path: Path, record: BatchRecord) -> None:

@@ -255,6 +255,7 @@ def test_an_index_rebuilt_after_a_crash_mid_append_stays_trusted(tmp_path):
 
 def test_cli_extract_without_trusted_index_says_so(tmp_path):
     paths = _archived(tmp_path)
+    (paths.root / "milo.toml").write_text("# a project whose config does not matter here\n")
     index_path(paths.main_archive).unlink()
     _forged_archive(paths, tmp_path / "pwned")
     done = subprocess.run([sys.executable, "-m", "milo_tui", "extract", str(paths.root), "m_1", "-o",
