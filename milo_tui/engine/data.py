@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from milo_tui.engine.labels import MODEL_FORMAT, label_kind, python_labels, rest_marker
 from milo_tui.errors import BadInputError
 
 ARRAYS = ("X_fit", "y_fit", "X_internal", "y_internal", "X_test", "y_test")
@@ -28,6 +29,11 @@ class DataSummary:
     seed: int
     fingerprint: str  # of both CSVs' bytes: a resume refuses data that changed under it
     label_mapping: dict[str, int] = field(default_factory=dict)
+    # The labels with their type (code i = class_values[i]), what saved models predict; see engine/labels.py.
+    class_values: list = field(default_factory=list)
+    label_type: str = "str"
+    rest_label: object = None  # what one-vs-rest models predict for "any other class"
+    model_format: int = MODEL_FORMAT
 
     @property
     def n_classes(self) -> int:
@@ -62,7 +68,61 @@ def _read_csv(path: Path, role: str):
         raise BadInputError(f"The {role} CSV {path} cannot be read ({exc}). Check its permissions.") from None
     if frame.empty:
         raise BadInputError(f"The {role} CSV {path} has a header but no data rows.")
+    _refuse_duplicate_columns(_raw_header(path), list(frame.columns), role, path)
     return frame
+
+
+def _raw_header(path: Path) -> list[str] | None:
+    """The header row as written in the file, before pandas renames a repeated name to `name.1`."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # pandas read the file; fall back to its column names
+
+
+def _refuse_duplicate_columns(raw: list[str] | None, read: list, role: str, path: Path) -> None:
+    """Refuse a header naming a column twice, also when the names differ only by surrounding spaces.
+
+    pandas silently renames the second `target` to `target.1`, which would then be trained on as a
+    feature: a copy of the label that makes every metric 1.000.
+    """
+    names = raw if raw is not None and len(raw) == len(read) else [str(c) for c in read]
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(name.strip(), []).append(name)
+    repeated = {key: spellings for key, spellings in seen.items() if len(spellings) > 1}
+    if not repeated:
+        return
+    described = "; ".join(
+        f"{key!r} {len(spellings)} times" + (f" (as {', '.join(map(repr, spellings))})" if len(set(spellings)) > 1 else "")
+        for key, spellings in list(repeated.items())[:10])
+    renamed = [str(c) for c in read if str(c) not in names]
+    raise BadInputError(
+        f"The {role} CSV {path} names the same column more than once: {described}"
+        + (f" (a CSV reader renames the copies to {', '.join(map(repr, renamed[:10]))})" if renamed else "")
+        + ". A repeated column would be trained on as a separate feature, and a repeated target column "
+        "leaks the answer into the features. Give every column a distinct name, or remove the copies."
+    )
+
+
+def _refuse_labels_differing_by_spaces(labels: list, target: str, path: Path) -> None:
+    """" benign" and "benign" are almost surely one class written two ways: refuse rather than guess."""
+    if label_kind(labels) != "str":
+        return
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(label.strip(), []).append(label)
+    clashes = [spellings for spellings in groups.values() if len(spellings) > 1]
+    if clashes:
+        described = "; ".join(" and ".join(repr(s) for s in spellings) for spellings in clashes[:10])
+        raise BadInputError(
+            f"The target column {target!r} of {path} has labels that differ only by spaces around them: "
+            f"{described}. They would be trained as different classes. Write each class the same way "
+            "(remove the surrounding spaces) in both CSVs."
+        )
 
 
 def _drop_missing(frame, role: str, path: Path):
@@ -120,7 +180,8 @@ def load_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int,
     train, dropped_train = _drop_missing(train, "train", train_path)
     test, dropped_test = _drop_missing(test, "test", test_path)
 
-    labels = sorted(train[target].unique().tolist(), key=lambda v: (str(type(v)), v))
+    labels = sorted(python_labels(train[target].unique().tolist()))
+    _refuse_labels_differing_by_spaces(labels, target, train_path)
     if len(labels) < 2:
         only = labels[0] if labels else "nothing"
         raise BadInputError(
@@ -128,11 +189,14 @@ def load_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int,
             f"{'after dropping ' + str(dropped_train) + ' rows with missing values' if dropped_train else ''}. "
             "A classifier needs at least two classes: check the target column and the file."
         )
-    unknown = sorted(set(test[target].unique().tolist()) - set(labels), key=str)
+    unknown = sorted(set(python_labels(test[target].unique().tolist())) - set(labels), key=str)
     if unknown:
+        near = [u for u in unknown if isinstance(u, str) and u.strip() in {str(l).strip() for l in labels}]
         raise BadInputError(
-            f"The test CSV has target values that never occur in the train CSV: {', '.join(map(str, unknown[:10]))}. "
-            "Every test class must be present in the training data."
+            f"The test CSV has target values that never occur in the train CSV: {', '.join(map(repr, unknown[:10]))}. "
+            + (f"{', '.join(map(repr, near[:10]))} differ from a train label only by surrounding spaces: "
+               "write each class the same way in both CSVs. " if near else "")
+            + "Every test class must be present in the training data."
         )
     mapping = {label: i for i, label in enumerate(labels)}
     y_all = train[target].map(mapping).to_numpy(dtype=np.int64)
@@ -168,6 +232,7 @@ def load_data(train_path: Path, test_path: Path, target: str, *, cv_folds: int,
         dropped_rows={"train": int(dropped_train), "test": int(dropped_test)},
         fit_rows=int(len(y_fit)), internal_rows=int(len(y_int)), seed=seed,
         fingerprint=digest.hexdigest(), label_mapping={str(l): i for l, i in mapping.items()},
+        class_values=list(labels), label_type=label_kind(labels), rest_label=rest_marker(labels),
     )
     arrays = {"X_fit": X_fit, "y_fit": y_fit, "X_internal": X_int, "y_internal": y_int,
               "X_test": X_test, "y_test": y_test}

@@ -334,7 +334,8 @@ class Run:
         self.template = dict(
             scorers=s["scorers"], top_k=s["top_k"], cv_folds=s["cv_folds"],
             space=space, seed=s["seed"], class_labels=summary.class_labels,
-            arrays=array_paths, class_results_dir=str(self.paths.class_results))
+            class_values=summary.class_values, rest_label=summary.rest_label,
+            feature_names=summary.feature_names, arrays=array_paths, class_results_dir=str(self.paths.class_results))
         self._write_metadata("running", "")
         self.emit(ev.RUN_STARTED, project=str(self.paths.root), run_id=self.run_id, resume=self.resume,
                   pid=os.getpid(), class_type=summary.class_type, class_labels=summary.class_labels,

@@ -36,7 +36,7 @@ class TrainTask:
     space: SearchSpace
     n_jobs: int
     seed: int
-    class_labels: list[str]
+    class_labels: list[str]  # display form, for report.csv and events
     arrays: dict[str, str]
     models_dir: str
     class_results_dir: str
@@ -44,6 +44,10 @@ class TrainTask:
     class_index: int | None = None  # ovr: the class trained against the rest
     ovr_params: dict[str, dict] = field(default_factory=dict)  # ovr: model key -> parameters to refit
     attempt: int = 1
+    # What saved models are fitted with, so they work in the user's terms (engine/labels.py):
+    class_values: list = field(default_factory=list)  # the labels with their type, in code order
+    rest_label: object = None  # one-vs-rest models' "any other class"
+    feature_names: list[str] = field(default_factory=list)  # train.csv's feature columns, in order
 
     @property
     def keys(self) -> list[str]:
@@ -98,9 +102,47 @@ def params_from_json(text: str) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
-def _scores(model, X) -> np.ndarray:
-    proba = model.predict_proba(X)
-    return proba
+class UserTerms:
+    """Turns the shared coded arrays into what a saved model is fitted on, and its answers back into codes.
+
+    The arrays stay memory-mapped: the DataFrames wrap them without copying, and only the label
+    vector (one small array per model) is built in the user's labels.
+    """
+
+    def __init__(self, task: TrainTask, n_features: int) -> None:
+        from milo_tui.engine.labels import ClassLabels
+
+        values = task.class_values or list(range(len(task.class_labels)))
+        self.labels = ClassLabels.of(values, task.rest_label)
+        self.feature_names = list(task.feature_names) or [f"x{i}" for i in range(n_features)]
+        self.class_index = task.class_index if task.phase == "ovr" else None
+
+    def frame(self, X: np.ndarray):
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=self.feature_names, copy=False)
+
+    def target(self, codes: np.ndarray) -> np.ndarray:
+        if self.class_index is not None:
+            return self.labels.one_vs_rest(codes, self.class_index)
+        return self.labels.decode(codes)
+
+    def coded_answers(self, model, X) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted codes, probabilities in code order) on X; one-vs-rest: 1 = its class, 0 = the rest."""
+        from milo_tui.engine.labels import column_positions
+
+        frame = self.frame(X)
+        proba = model.predict_proba(frame)
+        predicted = np.asarray(model.predict(frame), dtype=object)
+        if self.class_index is not None:
+            positive = self.labels.values[self.class_index]
+            rest_col, positive_col = column_positions(model.classes_, [self.labels.rest, positive])
+            is_positive = np.array([p == positive for p in predicted], dtype=bool)
+            return is_positive.astype(np.int64), proba[:, [rest_col, positive_col]]
+        columns = column_positions(model.classes_, list(self.labels.values))
+        code_of = {value: code for code, value in enumerate(self.labels.values)}
+        codes = np.array([code_of[p.item() if hasattr(p, "item") else p] for p in predicted], dtype=np.int64)
+        return codes, proba[:, columns]
 
 
 def run_search(task: TrainTask, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, dict]:
@@ -153,7 +195,8 @@ def train(task: TrainTask) -> dict:
     y_fit, y_int, y_test = data["y_fit"], data["y_internal"], data["y_test"]
     if task.phase == "ovr":
         positive = task.class_index
-        y_fit, y_int, y_test = ((y == positive).astype(np.int64) for y in (y_fit, y_int, y_test))
+        # The metrics see class vs rest as 1/0; the model itself is fitted on labels (UserTerms.target).
+        y_int, y_test = ((y == positive).astype(np.int64) for y in (y_int, y_test))
         to_refit = task.ovr_params
         model_classes = 2
     else:
@@ -161,17 +204,19 @@ def train(task: TrainTask) -> dict:
         model_classes = n_classes
     search_seconds = time.perf_counter() - started
 
+    terms = UserTerms(task, X_fit.shape[1])
     rows: list[dict] = []
     for key, params in to_refit.items():
         refit_started = time.perf_counter()
         model = make_pipeline(task.spec, X_fit.shape[1], task.seed, for_refit=True)
         model.set_params(**params)
-        model.fit(X_fit, y_fit)
+        model.fit(terms.frame(X_fit), terms.target(y_fit))
         train_seconds = time.perf_counter() - refit_started
         model_bytes = save_model(model, Path(task.models_dir), key)
-        proba = _scores(model, X_test)
-        predicted = model.predict(X_test)
-        training_auc = M.training_auc(y_int, _train_scores(model, X_int, model_classes), model_classes)
+        predicted, proba = terms.coded_answers(model, X_test)
+        internal_proba = terms.coded_answers(model, X_int)[1]
+        training_auc = M.training_auc(y_int, internal_proba[:, 1] if model_classes == 2 else internal_proba,
+                                      model_classes)
         scorer, rank = _scorer_and_rank(key, task)
         base = {
             "key": key, "phase": task.phase, "archive": task.archive,
@@ -193,7 +238,8 @@ def train(task: TrainTask) -> dict:
                          "roc_delta": _delta(training_auc, metrics.get("roc_auc"))})
             result_doc.update(
                 class_type=rows[-1]["class_type"],
-                class_labels=(["rest", label] if task.phase == "ovr" else task.class_labels),
+                class_labels=([str(terms.labels.rest), label] if task.phase == "ovr" else task.class_labels),
+                rest_label=terms.labels.rest if task.phase == "ovr" else None,
                 confusion_matrix=confusion_matrix(y_test, predicted, labels=[0, 1]).tolist(),
                 curves=M.curves(y_test, proba[:, 1]),
             )
@@ -222,11 +268,6 @@ def train(task: TrainTask) -> dict:
         row["peak_memory_mb"] = peak
     del balloon
     return {"rows": rows, "peak_memory_mb": peak, "seconds": round(time.perf_counter() - started, 4)}
-
-
-def _train_scores(model, X, n_classes: int) -> np.ndarray:
-    proba = model.predict_proba(X)
-    return proba[:, 1] if n_classes == 2 else proba
 
 
 def _delta(training: float | None, test: float | None):

@@ -128,3 +128,23 @@ def test_missing_values_are_dropped_and_reported(tmp_path):
     import json
 
     assert json.loads((project / "metadata.json").read_text())["data"]["dropped_rows"]["train"] == 10
+
+
+# -- issue 10: data that used to be accepted silently -------------------------------------------
+
+
+def _write_with_header(path, frame, header):
+    """Write `frame` under a header of our choosing (pandas would not write duplicate names for us)."""
+    body = frame.to_csv(index=False, header=False)
+    path.write_text(",".join(header) + "\n" + body)
+
+
+def test_a_target_column_repeated_is_refused_before_it_leaks_the_label(tmp_path):
+    """A second `target` was read as `target.1` and trained on: every metric 1.000. It must be refused."""
+    project = _project(tmp_path)
+    train, _ = _frames(project)
+    train["copy"] = train["target"]
+    _write_with_header(project / "train.csv", train, [*train.columns[:-1], "target"])
+    message = _expect_refusal(project, "train CSV", "'target' 2 times", "'target.1'", "leaks")
+    assert "distinct name" in message
+
