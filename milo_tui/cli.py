@@ -318,6 +318,26 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from milo_tui.project import require_project
+    from milo_tui.results.predict import predict_csv
+
+    paths = require_project(args.project)
+    result = predict_csv(paths.root, Path(args.data), Path(args.output) if args.output else None,
+                         key=args.model, store=_store(paths.root))
+    for note in result.notes:
+        print(f"milo: note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"key": result.key, "rows": result.rows, "output": str(result.output),
+                          "seconds": round(result.seconds, 3), "predicted_counts": result.predicted_counts,
+                          "columns_added": result.columns_added}))
+        return 0
+    counts = ", ".join(f"{label} {n}" for label, n in sorted(result.predicted_counts.items()))
+    print(f"Predicted {result.rows} rows with {result.key} in {result.seconds:.1f} s and wrote {result.output} "
+          f"(added {', '.join(result.columns_added)}). Predicted classes: {counts}.")
+    return 0
+
+
 def cmd_stats(args) -> int:
     from milo_tui.project import require_project
     from milo_tui.storage.stats import project_storage_stats
@@ -504,6 +524,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-archive", action="store_true",
                    help="extract even when no trusted index vouches for the model's hash: only for an "
                    "archive you made yourself (see docs/STORAGE.md)")
+
+    p = _command(sub, "predict", cmd_predict, "predict the class of each row of a CSV with a project's model",
+                 "Apply one of PROJECT's models (default: the best, as `milo models` ranks them) to DATA, a CSV "
+                 "with the training data's feature columns in any order (the target column may be there and "
+                 "is ignored). Writes DATA's rows plus predicted_<target> and one probability_<label> column "
+                 "per class, in your own labels. Reads and writes in chunks, so files of millions of rows "
+                 "fit in a small memory. Missing, extra or non-numeric columns and missing values are "
+                 "refused by name (exit 2); an existing output is never overwritten.",
+                 ["milo predict myproject new_patients.csv -o predictions.csv",
+                  "milo predict myproject new.csv --model std__none__lr__grid__roc_auc__0 --json"])
+    _project_arg(p)
+    p.add_argument("data", metavar="DATA.csv", help="CSV of rows to predict, with the training feature columns")
+    p.add_argument("--model", metavar="KEY", help="model key (default: the best model of the project)")
+    p.add_argument("-o", "--output", metavar="OUT.csv", help="CSV to write (default: DATA.predictions.csv "
+                   "beside DATA)")
+    p.add_argument("--json", action="store_true", help="print what was done as JSON")
 
     p = _command(sub, "estimate", cmd_estimate, "pre-flight estimate: memory, disk, models, time",
                  "Estimate, before training, the memory peak, disk, number of models and time of "

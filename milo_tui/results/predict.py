@@ -7,7 +7,8 @@ model's classes are its own class and the project's rest marker (engine/labels.p
 The input must hold exactly the model's feature columns, in any order; the project's target column may
 be there too (it is kept in the output and not used). Anything else is refused with one paragraph naming
 the column (and for bad values, the first row): missing or extra columns, repeated column names,
-non-numeric, missing or infinite values, an empty file. The output file appears only once every row was
+non-numeric, missing or infinite values, an empty file. Input values are copied to the output as
+written (read as text, parsed once for the model). The output file appears only once every row was
 predicted: a refusal in the last chunk leaves nothing behind.
 
 Memory stays bounded by the chunk size whatever the file's length (benchmarks/bench_predict.py).
@@ -89,13 +90,15 @@ def predict_csv(project: Path, data: Path, output: Path | None = None, *, key: s
     temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            for number, chunk in enumerate(_chunks(data, header, model.feature_names, chunk_rows)):
-                check_values(chunk, model.feature_names, data, first_row=rows + 1)
-                labels, proba = model.predict(chunk[model.feature_names])
+            for chunk in _chunks(data, header, chunk_rows):
+                if chunk.empty:
+                    continue
+                features = numeric_features(chunk, model.feature_names, data, first_row=rows + 1)
+                labels, proba = model.predict(features)
                 chunk[added[0]] = labels
                 for column, values in zip(added[1:], proba.T):
                     chunk[column] = values
-                chunk.to_csv(handle, header=number == 0, index=False, lineterminator="\n")
+                chunk.to_csv(handle, header=rows == 0, index=False, lineterminator="\n")
                 counts.update(str(label) for label in labels)
                 rows += len(chunk)
         if rows == 0:
@@ -161,38 +164,50 @@ def output_columns(model: ProjectModel, target: str, header: list[str]) -> list[
     return columns
 
 
-def check_values(chunk, features: list[str], data: Path, *, first_row: int) -> None:
-    """Refuse non-numeric, missing and infinite feature values, naming the column and first data row."""
+# What pandas reads as a missing value by default: an empty cell, or one of these markers.
+MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+def numeric_features(chunk, features: list[str], data: Path, *, first_row: int):
+    """The chunk's feature columns as numbers (a float DataFrame), from the text read.
+
+    Refuses non-numeric, missing and infinite values, naming the column and the first data row.
+    """
     import pandas as pd
 
+    columns = {}
     for column in features:
-        values = chunk[column]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            numbers = pd.to_numeric(values, errors="coerce")
-            bad = np.flatnonzero(numbers.isna().to_numpy() & values.notna().to_numpy())
-            if len(bad):
-                raise BadInputError(
-                    f"Column {column!r} of {data} holds a value that is not a number: {values.iloc[bad[0]]!r} "
-                    f"in data row {first_row + int(bad[0])}. The model reads numbers only: fix or remove that "
-                    "row (and any like it).")
-            chunk[column] = numbers
-        missing = np.flatnonzero(chunk[column].isna().to_numpy())
-        if len(missing):
+        text = chunk[column].str.strip()
+        missing = text.isin(MISSING_MARKERS).to_numpy()
+        numbers = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+        not_numbers = np.flatnonzero(np.isnan(numbers) & ~missing)
+        if len(not_numbers):
             raise BadInputError(
-                f"Column {column!r} of {data} has an empty value in data row {first_row + int(missing[0])}. The "
-                "model cannot predict a row with a missing feature: fill it in or remove the row.")
-        infinite = np.flatnonzero(np.isinf(chunk[column].to_numpy(dtype=np.float64)))
+                f"Column {column!r} of {data} holds a value that is not a number: "
+                f"{chunk[column].iloc[not_numbers[0]]!r} in data row {first_row + int(not_numbers[0])}. The "
+                "model reads numbers only: fix or remove that row (and any like it).")
+        if missing.any():
+            raise BadInputError(
+                f"Column {column!r} of {data} has a missing value (an empty cell, or a marker such as NA or n/a) "
+                f"in data row {first_row + int(np.flatnonzero(missing)[0])}. The model cannot predict a row "
+                "with a missing feature: fill it in or remove the row.")
+        infinite = np.flatnonzero(np.isinf(numbers))
         if len(infinite):
             raise BadInputError(
                 f"Column {column!r} of {data} holds an infinite value in data row {first_row + int(infinite[0])}. "
                 "Replace it with a finite number or remove the row.")
+        columns[column] = numbers
+    return pd.DataFrame(columns, index=chunk.index)
 
 
-def _chunks(data: Path, header: list[str], features: list[str], chunk_rows: int):
+def _chunks(data: Path, header: list[str], chunk_rows: int):
     import pandas as pd
 
     try:
-        reader = pd.read_csv(data, chunksize=chunk_rows, encoding="utf-8-sig")
+        # As text: the output repeats each input value exactly as written, whatever a chunk's types.
+        reader = pd.read_csv(data, chunksize=chunk_rows, encoding="utf-8-sig", dtype=str,
+                             keep_default_na=False)
         for chunk in reader:
             chunk.columns = header  # the names as written (pandas would rename repeats)
             yield chunk
