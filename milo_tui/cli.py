@@ -338,6 +338,41 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from milo_tui.project import require_project
+    from milo_tui.results.compare import compare_models
+
+    paths = require_project(args.project)
+    result = compare_models(paths.root, args.key_a, args.key_b, store=_store(paths.root))
+    for note in result.notes:
+        print(f"milo: note: {note}", file=sys.stderr)
+    if args.json:
+        import dataclasses
+
+        print(json.dumps(dataclasses.asdict(result), indent=1, default=str))
+        return 0
+
+    def cell(value, ci) -> str:
+        text = _num(value)
+        return text + (f" [{_num(ci[0])}, {_num(ci[1])}]" if ci else "")
+
+    print(f"A = {result.key_a}\nB = {result.key_b}\n{result.rows} generalization rows (test CSV); 95 % CIs in brackets\n")
+    print(f"{'metric':<13} {'A':<22} {'B':<22}")
+    for pair in result.metrics:
+        print(f"{pair.name:<13} {cell(pair.a, pair.a_ci):<22} {cell(pair.b, pair.b_ci):<22}")
+    print()
+    for test, stat in ((result.accuracy_test, "chi2"), (result.auc_test, "z")):
+        print(f"{test.name}: A {_num(test.a)}, B {_num(test.b)}, A - B = {_num(test.difference)}; "
+              f"{stat} = {_num(test.statistic)}, p = {_p(test.p_value)} ({test.detail})")
+    return 0
+
+
+def _p(value) -> str:
+    if not isinstance(value, (int, float)) or value != value:
+        return "-"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
 def cmd_stats(args) -> int:
     from milo_tui.project import require_project
     from milo_tui.storage.stats import project_storage_stats
@@ -540,6 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.csv", help="CSV to write (default: DATA.predictions.csv "
                    "beside DATA)")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
+
+    p = _command(sub, "compare", cmd_compare, "two models side by side, with paired significance tests",
+                 "Compare two models of PROJECT on the same generalization rows (the test CSV): their metrics "
+                 "with 95 % confidence intervals side by side, McNemar's test for the accuracy difference "
+                 "(exact binomial p-value) and DeLong's paired test for the ROC AUC difference (macro "
+                 "one-vs-rest for multi-class models). Both must answer the same question: two main models, "
+                 "or two one-vs-rest models of the same class.",
+                 ["milo compare myproject std__none__lr__grid__roc_auc__0 none__none__rf__grid__roc_auc__0"])
+    _project_arg(p)
+    p.add_argument("key_a", metavar="KEY1", help="first model (A)")
+    p.add_argument("key_b", metavar="KEY2", help="second model (B)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     p = _command(sub, "estimate", cmd_estimate, "pre-flight estimate: memory, disk, models, time",
                  "Estimate, before training, the memory peak, disk, number of models and time of "

@@ -444,3 +444,85 @@ def curves(y_true01: np.ndarray, y_score: np.ndarray, max_points: int = MAX_CURV
         prob_true, prob_pred = calibration_curve(labels, scores, n_bins=CALIBRATION_BINS)
         result["calibration"] = _curve_lists(max_points, prob_true=prob_true, prob_pred=prob_pred)
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paired tests: two models on the same generalization rows (`milo compare`)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """McNemar's test of equal accuracy for two models scored on the same rows.
+
+    Only the discordant rows count: b = rows A got right and B wrong, c = the reverse. The p-value is the
+    exact two-sided binomial test of b against Binomial(b + c, 1/2) (valid for any counts); `chi2` is the
+    classic statistic (b - c)^2 / (b + c) without continuity correction, for reference. With no discordant
+    row the models cannot be told apart: p = 1.
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b_arr = np.asarray(correct_b, dtype=bool)
+    _check_same_length(correct_a=a, correct_b=b_arr)
+    only_a = int(np.count_nonzero(a & ~b_arr))
+    only_b = int(np.count_nonzero(~a & b_arr))
+    discordant = only_a + only_b
+    p_value = 1.0 if discordant == 0 else float(binomtest(only_a, discordant, 0.5).pvalue)
+    chi2 = NAN if discordant == 0 else (only_a - only_b) ** 2 / discordant
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "chi2": chi2, "p_value": min(1.0, p_value),
+            "accuracy_difference": (only_a - only_b) / len(a) if len(a) else NAN}
+
+
+def _macro_psi(labels: np.ndarray, proba: np.ndarray, present: list[int]) -> tuple[float, np.ndarray]:
+    """(macro one-vs-rest AUC, each row's first-order contribution psi_i); see macro_ovr_auc_ci."""
+    contributions = np.zeros(len(labels))
+    aucs = []
+    for k in present:
+        is_positive = labels == k
+        v10, v01 = _structural_components(proba[is_positive, k], proba[~is_positive, k])
+        aucs.append(v10.mean())
+        contributions[is_positive] += v10 / len(v10)
+        contributions[~is_positive] += v01 / len(v01)
+    return float(np.mean(aucs)), contributions / len(present)
+
+
+def delong_paired_test(y_true: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> dict:
+    """DeLong's test (DeLong, DeLong & Clarke-Pearson 1988) of equal ROC AUC for two models on the same rows.
+
+    Binary: y_true in {0, 1} and 1-D scores of class 1. Multi-class: y_true in 0..K-1 and n x K probability
+    matrices; the macro one-vs-rest AUCs are compared with the same first-order (placement value) variance
+    as macro_ovr_auc_ci, taken of the per-row difference, which for K = 2 is exactly DeLong's paired
+    variance. Returns the two AUCs, their difference, z and the two-sided normal p-value (nan when a
+    class has fewer than two rows or a score is nan).
+    """
+    labels = _as_labels(y_true, "y_true")
+    a = np.asarray(scores_a, dtype=np.float64)
+    b = np.asarray(scores_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"scores differ in shape: {a.shape} and {b.shape}")
+    if a.ndim == 1:  # binary scores of class 1, as the two-column case
+        a, b = np.column_stack([1 - a, a]), np.column_stack([1 - b, b])
+        labels = _as_binary(labels, "y_true")
+    _check_same_length(y_true=labels, scores_a=a)
+    empty = {"auc_a": NAN, "auc_b": NAN, "difference": NAN, "z": NAN, "p_value": NAN}
+    present = [k for k in range(a.shape[1]) if 0 < np.count_nonzero(labels == k) < len(labels)]
+    if len(present) < 2 or np.isnan(a).any() or np.isnan(b).any():
+        return empty
+    if a.shape[1] == 2:
+        present = [1]  # binary: the AUC of class 1 (class 0's is the same number)
+    auc_a, psi_a = _macro_psi(labels, a, present)
+    auc_b, psi_b = _macro_psi(labels, b, present)
+    sizes = np.bincount(labels, minlength=a.shape[1])
+    result = {**empty, "auc_a": auc_a, "auc_b": auc_b, "difference": auc_a - auc_b}
+    if np.any((sizes > 0) & (sizes < 2)):
+        return result
+    # Rows are independent given the class sizes: sum over classes of n_c * within-class variance. For two
+    # classes this is DeLong's var(v10_a - v10_b) / m + var(v01_a - v01_b) / n.
+    difference = psi_a - psi_b
+    variance = sum(size * difference[labels == c].var(ddof=1) for c, size in enumerate(sizes) if size > 0)
+    if variance <= 0:
+        same = abs(auc_a - auc_b) < 1e-12
+        return {**result, "z": 0.0 if same else math.copysign(math.inf, auc_a - auc_b),
+                "p_value": 1.0 if same else 0.0}
+    z = (auc_a - auc_b) / math.sqrt(variance)
+    return {**result, "z": z, "p_value": float(2 * norm.sf(abs(z)))}

@@ -410,3 +410,81 @@ def test_curves_degenerate_inputs_are_empty_not_errors():
     assert decision["calibration"] == {"prob_true": [], "prob_pred": []}
     assert len(decision["roc"]["fpr"]) > 0
     json.dumps(decision, allow_nan=False)
+
+
+# -- paired tests for `milo compare`, checked against independent computations -----------------------------
+
+
+def _paired_bootstrap_se(y, a, b, auc, resamples=1500, seed=3):
+    """Standard error of AUC(a) - AUC(b) by a class-stratified paired bootstrap (no DeLong involved)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    differences = []
+    for _ in range(resamples):
+        rows = np.concatenate([rng.choice(g, len(g)) for g in groups])
+        differences.append(auc(y[rows], a[rows]) - auc(y[rows], b[rows]))
+    return float(np.std(differences, ddof=1))
+
+
+def test_delong_paired_test_matches_a_paired_bootstrap_binary():
+    from sklearn.metrics import roc_auc_score
+
+    from milo_tui.engine.metrics import delong_paired_test
+
+    rng = np.random.default_rng(11)
+    y = (rng.random(300) < 0.4).astype(int)
+    shared = rng.normal(size=300)
+    a = y * 1.2 + shared + rng.normal(scale=0.8, size=300)
+    b = y * 0.8 + shared + rng.normal(scale=0.8, size=300)
+    test = delong_paired_test(y, a, b)
+    assert test["auc_a"] == pytest.approx(roc_auc_score(y, a)) and test["auc_b"] == pytest.approx(roc_auc_score(y, b))
+    se_delong = test["difference"] / test["z"]
+    se_boot = _paired_bootstrap_se(y, a, b, roc_auc_score, 600)
+    assert se_delong == pytest.approx(se_boot, rel=0.12)
+    assert test["p_value"] == pytest.approx(2 * norm.sf(abs(test["z"])))
+
+
+def test_delong_paired_test_matches_a_paired_bootstrap_multiclass():
+    from sklearn.metrics import roc_auc_score
+
+    from milo_tui.engine.metrics import delong_paired_test
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 360)
+    def softmax(strength):
+        logits = np.eye(3)[y] * strength + rng.normal(size=(360, 3))
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+    a, b = softmax(1.6), softmax(1.1)
+    test = delong_paired_test(y, a, b)
+    macro = lambda yy, p: roc_auc_score(yy, p, multi_class="ovr", average="macro")  # noqa: E731
+    assert test["auc_a"] == pytest.approx(macro(y, a)) and test["auc_b"] == pytest.approx(macro(y, b))
+    assert test["difference"] / test["z"] == pytest.approx(_paired_bootstrap_se(y, a, b, macro, 400), rel=0.15)
+
+
+def test_delong_paired_test_of_a_model_with_itself_is_p_1():
+    from milo_tui.engine.metrics import delong_paired_test
+
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.6, 0.7])
+    test = delong_paired_test(y, scores, scores)
+    assert test["difference"] == 0 and test["p_value"] == 1.0
+
+
+def test_mcnemar_reproduces_agrestis_worked_example_and_an_exact_binomial_sum():
+    """Agresti, Categorical Data Analysis (2002), Table 10.1: approval of the President's performance in two
+    surveys, 150 approve-then-disapprove and 86 disapprove-then-approve; McNemar z^2 = 17.36."""
+    from math import comb
+
+    from milo_tui.engine.metrics import mcnemar_test
+
+    concordant = 794 + 570
+    a = np.array([True] * 150 + [False] * 86 + [True] * concordant)
+    b = np.array([False] * 150 + [True] * 86 + [True] * concordant)
+    test = mcnemar_test(a, b)
+    assert (test["only_a_correct"], test["only_b_correct"]) == (150, 86)
+    assert test["chi2"] == pytest.approx(17.36, abs=0.005)
+    n, k = 236, 86
+    exact = min(1.0, 2 * sum(comb(n, i) for i in range(0, k + 1)) / 2 ** n)
+    assert test["p_value"] == pytest.approx(exact, rel=1e-9)
+    assert mcnemar_test(a, a)["p_value"] == 1.0
