@@ -34,7 +34,8 @@ def cmd_init(args) -> int:
     for role, source in (("train", args.train), ("test", args.test)):
         path = Path(source)
         if not path.is_file():
-            raise BadInputError(f"The {role} CSV {path} does not exist. Give the path of an existing file.")
+            state = "is not a file" if path.exists() else "does not exist"
+            raise BadInputError(f"The {role} CSV {path} {state}. Give the path of an existing CSV file.")
         labels[role] = class_labels(path, args.target)
     root.mkdir(parents=True, exist_ok=True)
     for role, source in (("train", args.train), ("test", args.test)):
@@ -521,9 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
                   "milo run myproject --resume"])
     _project_arg(p)
     p.add_argument("--headless", action="store_true", help="print progress lines instead of the TUI")
-    p.add_argument("--resume", action="store_true", help="continue a stopped or killed run without "
-                   "retraining finished models")
-    p.add_argument("--force", action="store_true", help="retrain from scratch, deleting earlier results")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue a stopped or killed run without "
+                       "retraining finished models")
+    start.add_argument("--force", action="store_true", help="retrain from scratch, deleting earlier results")
 
     p = _command(sub, "watch", cmd_watch, "attach to a running or finished project (replay, then follow)",
                  "Replay PROJECT/events.jsonl, then follow it while the run goes on: the TUI on a terminal, "

@@ -89,6 +89,8 @@ class ProjectPaths:
 def require_project(root: str | os.PathLike) -> ProjectPaths:
     """The paths of an existing project, or one clear BadInputError saying what is missing."""
     paths = ProjectPaths.of(root)
+    if paths.root.exists() and not paths.root.is_dir():
+        raise BadInputError(f"{paths.root} is a file, not a project folder. Give the folder that holds milo.toml.")
     if not paths.root.is_dir():
         raise BadInputError(
             f"There is no project folder at {paths.root}. Create one with "

@@ -88,6 +88,14 @@ def test_missing_project(capsys, tmp_path, command):
 
 
 @pytest.mark.parametrize("command", PROJECT_COMMANDS, ids=lambda c: c[0])
+def test_a_file_given_as_the_project(capsys, tmp_path, command):
+    csv = tmp_path / "train.csv"
+    csv.write_text("a,target\n1,x\n")
+    result = milo(capsys, *[part.format(p=csv) for part in command])
+    assert_refused(result, EXIT_BAD_INPUT, "is a file, not a project folder")
+
+
+@pytest.mark.parametrize("command", PROJECT_COMMANDS, ids=lambda c: c[0])
 def test_a_folder_that_is_not_a_project(capsys, tmp_path, command):
     (tmp_path / "notes.txt").write_text("not a project")
     result = milo(capsys, *[part.format(p=tmp_path) for part in command])
@@ -212,7 +220,8 @@ def _toml_with(raw: dict, section: str, key: str, value) -> str:
 # -- usage errors are not bad input -------------------------------------------------------
 
 @pytest.mark.parametrize("args", [[], ["bogus"], ["models"], ["models", "P", "--limit", "x"],
-                                  ["run", "P", "--no-such-flag"], ["init", "P", "--preset", "huge"]])
+                                  ["run", "P", "--no-such-flag"], ["init", "P", "--preset", "huge"],
+                                  ["run", "P", "--resume", "--force"]])
 def test_usage_errors_have_their_own_exit_code(capsys, args):
     assert_refused(milo(capsys, *args), EXIT_USAGE, "error:")
 
