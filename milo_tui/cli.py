@@ -250,9 +250,6 @@ def watch_headless(project: Path, *, follow: bool) -> int:
 
 # -- models / extract / stats / estimate ---------------------------------------------
 
-MODEL_COLUMNS = ["key", "phase", "class_type", "avg_sn_sp", "sensitivity", "specificity", "f1", "roc_auc", "accuracy"]
-
-
 def _report_rows(paths) -> list[dict]:
     """report.csv's rows, or one clear error saying why they cannot be read."""
     import csv
@@ -269,28 +266,16 @@ def _report_rows(paths) -> list[dict]:
 
 
 def cmd_models(args) -> int:
-    from milo_tui.engine.report import model_rows, sort_best_first
     from milo_tui.project import require_project
+    from milo_tui.results import leaderboard as lb
 
     paths = require_project(args.project)
     if not paths.report.exists():
         raise BadInputError(f"{paths.root} has no report.csv yet: no model has finished. Start with `milo run`.")
-    rows = model_rows(_report_rows(paths))
-    if args.sort and rows and args.sort not in rows[0]:
-        raise BadInputError(f"There is no column {args.sort!r}. Columns: {', '.join(rows[0])}.")
-    rows = sort_best_first(rows, args.sort, descending=not args.ascending)
-    if args.limit:
-        rows = rows[: args.limit]
-    if args.json:
-        json.dump(rows, sys.stdout, indent=1, default=str)
-        print()
-        return 0
-    width = max([len(r["key"]) for r in rows] + [3])
-    print(f"{'key':<{width}}  " + "  ".join(f"{c:>11}" for c in MODEL_COLUMNS[1:]))
-    for row in rows:
-        cells = [f"{row.get(c, ''):>11}" if isinstance(row.get(c), str) else f"{_num(row.get(c)):>11}"
-                 for c in MODEL_COLUMNS[1:]]
-        print(f"{row['key']:<{width}}  " + "  ".join(cells))
+    rows = lb.ranked(_report_rows(paths), args.sort, args.ascending, args.limit)
+    fmt = lb.Format.JSON if args.json else lb.Format(args.format)
+    columns = lb.parse_columns(args.columns, rows) if args.columns else lb.default_columns(rows, fmt, args.width)
+    sys.stdout.write(lb.render(rows, columns, fmt))
     print(f"{len(rows)} models", file=sys.stderr)
     return 0
 
@@ -322,10 +307,11 @@ def cmd_extract(args) -> int:
 def cmd_predict(args) -> int:
     from milo_tui.project import require_project
     from milo_tui.results.predict import predict_csv
+    from milo_tui.storage.store import open_store
 
     paths = require_project(args.project)
     result = predict_csv(paths.root, Path(args.data), Path(args.output) if args.output else None,
-                         key=args.model, store=_store(paths.root))
+                         key=args.model, store=open_store(paths.root))
     for note in result.notes:
         print(f"milo: note: {note}", file=sys.stderr)
     if args.json:
@@ -342,9 +328,10 @@ def cmd_predict(args) -> int:
 def cmd_compare(args) -> int:
     from milo_tui.project import require_project
     from milo_tui.results.compare import compare_models
+    from milo_tui.storage.store import open_store
 
     paths = require_project(args.project)
-    result = compare_models(paths.root, args.key_a, args.key_b, store=_store(paths.root))
+    result = compare_models(paths.root, args.key_a, args.key_b, store=open_store(paths.root))
     for note in result.notes:
         print(f"milo: note: {note}", file=sys.stderr)
     if args.json:
@@ -543,8 +530,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", metavar="COLUMN", help="report.csv column to sort by (default: avg_sn_sp, "
                    "sensitivity, f1)")
     p.add_argument("--ascending", action="store_true", help="smallest first")
-    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list (same as --format json)")
     p.add_argument("--limit", type=_non_negative, default=0, metavar="N", help="show the first N (default 0: all)")
+    p.add_argument("--format", choices=["table", "csv", "json", "markdown"], default="table",
+                   help="output format (default: table)")
+    p.add_argument("--columns", metavar="A,B,...", help="columns to show, comma-separated: any report.csv "
+                   "column, or accuracy_ci, roc_auc_ci, sensitivity_ci, specificity_ci (95 %% intervals). "
+                   "Default: table and markdown fit --width; csv and json get every column")
+    p.add_argument("--width", type=_non_negative, default=80, metavar="N", help="line width the default "
+                   "table fits (default 80)")
 
     p = _command(sub, "extract", cmd_extract, "pull one model out of the archives (hash-verified)",
                  "Extract one model by its key (see `milo models`) as a plain scikit-learn Pipeline "
