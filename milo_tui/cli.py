@@ -186,7 +186,35 @@ def run_headless(project: Path, *, resume: bool, force: bool) -> int:
               f"{engine.paths.engine_log}:\n{tail}\nFinished models are kept; continue with "
               f"`milo run {project} --resume`.", file=sys.stderr)
         return code if code not in (0, None) else EXIT_FAILED
+    _print_summary(project)
     return printer.exit_code if printer.exit_code is not None else code
+
+
+def _print_summary(project: Path) -> None:
+    """The run summary after a headless run; a summary that cannot be read never changes the exit code."""
+    from milo_tui.results.summary import render, run_summary
+
+    try:
+        lines = render(run_summary(project))
+    except MiloError as exc:
+        print(f"milo: no run summary: {exc}", file=sys.stderr)
+        return
+    print("\n".join(lines), flush=True)
+
+
+def cmd_summary(args) -> int:
+    from milo_tui.project import require_project
+    from milo_tui.results.summary import render, run_summary
+
+    paths = require_project(args.project)
+    summary = run_summary(paths.root)
+    if args.json:
+        import dataclasses
+
+        print(json.dumps(dataclasses.asdict(summary), indent=1, default=str))
+    else:
+        print("\n".join(render(summary)))
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -290,6 +318,10 @@ def cmd_extract(args) -> int:
     row = next((r for r in _report_rows(paths) if r.get("key") == args.key and r.get("archive")), None)
     # -o as typed (a str): the store reads a trailing "/" or an existing folder as "into this folder"
     path = store.export(args.key, args.output or Path.cwd(), bundle=args.bundle, report_row=row)
+    if args.bundle:  # the model card and usage note travel with the model
+        from milo_tui.results.card import model_card, write_card
+
+        write_card(path, model_card(paths.root, args.key, path / "model.joblib", report_row=row, store=store))
     if entry.location == "file":
         how = "copied from its model file: not archived yet"
     elif entry.trusted:
@@ -550,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", metavar="KEY", help="the model's key, as `milo models` lists it")
     _file_arg(p, "-o", "--output", metavar="PATH", help="file or folder to write (default: current folder)")
     p.add_argument("--bundle", action="store_true", help="write a folder with the model, its metrics and "
-                   "parameters")
+                   "parameters, a model card (model_card.json, MODEL_CARD.md) and a usage note (USAGE.txt)")
     p.add_argument("--json", action="store_true", help="print where it went as JSON")
     p.add_argument("--trust-archive", action="store_true",
                    help="extract even when no trusted index vouches for the model's hash: only for an "
@@ -583,6 +615,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key_a", metavar="KEY1", help="first model (A)")
     p.add_argument("key_b", metavar="KEY2", help="second model (B)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    p = _command(sub, "summary", cmd_summary, "the run's summary: best models, failures, time, memory",
+                 "Summarize PROJECT's run from report.csv and metadata.json: status, models finished, failed "
+                 "and skipped, wall time, peak memory, the best model overall and the best per algorithm "
+                 "(ranked by avg_sn_sp, then sensitivity, then f1), and every pipeline that did not finish "
+                 "with its reason. `milo run --headless` prints the same at the end.",
+                 ["milo summary myproject", "milo summary myproject --json"])
+    _project_arg(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = _command(sub, "estimate", cmd_estimate, "pre-flight estimate: memory, disk, models, time",
                  "Estimate, before training, the memory peak, disk, number of models and time of "
