@@ -159,6 +159,7 @@ def _export_failed(target: Path, exc: OSError, what: str) -> MiloError:
     reason = {
         errno.EACCES: "you may not write there", errno.EPERM: "you may not write there",
         errno.EROFS: "it is on a read-only filesystem", errno.ENOTDIR: "part of that path is a file, not a folder",
+        errno.EEXIST: "part of that path is a file, not a folder",
         errno.EISDIR: "that path is a folder", errno.ENOENT: "that folder does not take new files",
     }.get(exc.errno, exc.strerror or str(exc))
     return ExportError(

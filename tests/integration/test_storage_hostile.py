@@ -7,6 +7,7 @@ the number)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import signal
@@ -21,10 +22,12 @@ import pytest
 
 from milo_tui.errors import IntegrityError, MiloError
 from milo_tui.storage import ModelStore
+from milo_tui.storage.export import ExportError
 from milo_tui.storage.extract import UntrustedModelError
 from milo_tui.storage.files import NotARegularFileError
 from milo_tui.storage.gzmembers import TRAILER, compress_member
 from milo_tui.storage.index import BatchRecord, MemberRecord, index_path, write_index
+from milo_tui.storage.store import open_store
 from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
 from storage_helpers import project, save, writer
 
@@ -363,3 +366,135 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
     assert (tmp_path / "out" / "m_0.joblib").stat().st_size == size
     assert not (tmp_path / "ws").exists()  # no workspace copy was made
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["m_0.joblib"]
+
+
+# ---- exports: where the user asked, typed errors, no debris --------------------------------
+
+
+def test_export_destinations_mean_what_the_user_typed(tmp_path):
+    """`-o newdir/` is a folder (before: a file named newdir); --bundle onto a file, a path under a
+    file and an existing file are typed errors that leave the destination untouched."""
+    paths = _archived(tmp_path)
+    store = _store(paths, tmp_path)
+    out = store.export("m_0", str(tmp_path / "newdir") + "/")
+    assert out == tmp_path / "newdir" / "m_0.joblib" and out.is_file()
+    existing = tmp_path / "taken.joblib"
+    existing.write_text("mine")
+    with pytest.raises(ExportError, match="already exists"):
+        store.export("m_1", existing)
+    with pytest.raises(ExportError, match="is a file, and --bundle writes a folder"):
+        store.export("m_1", existing, bundle=True)
+    with pytest.raises(ExportError, match="part of that path is a file"):
+        store.export("m_1", existing / "m_1.joblib")
+    assert existing.read_text() == "mine"
+    bundle = store.export("m_2", tmp_path / "bundles", bundle=True, report_row={"best_params": "{'C': 1}"})
+    assert sorted(p.name for p in bundle.iterdir()) == ["metrics.json", "model.joblib", "params.json"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through directory permissions")
+def test_export_into_a_folder_without_write_permission_is_a_typed_error(tmp_path):
+    paths = _archived(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        with pytest.raises(ExportError, match="you may not write there"):
+            _store(paths, tmp_path).export("m_0", locked / "m.joblib")
+    finally:
+        os.chmod(locked, 0o700)
+
+
+SLOW_EXPORT_CHILD = """
+import sys, time
+from pathlib import Path
+from milo_tui.storage import store as store_module
+real = store_module.copy_model
+def slow_copy(archive, entry, out):
+    out.write(b"partial")
+    out.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+store_module.copy_model = slow_copy
+store_module.ModelStore(Path({root!r}), workspace_dir=Path({ws!r})).export("m_0", Path({dest!r}))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_export_leaves_no_partial_file_in_sight(tmp_path, signum):
+    """Must survive: the destination folder shows only whole models. SIGTERM removes the temp file
+    at once; after SIGKILL it is hidden (a dot file) and the next export into that folder removes it."""
+    paths = _archived(tmp_path)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    child = _child(SLOW_EXPORT_CHILD.format(root=str(paths.root), ws=str(tmp_path / "ws"),
+                                            dest=str(dest / "best.joblib")))
+    assert child.stdout.readline().strip() == "writing"
+    child.send_signal(signum)
+    assert child.wait(20) == -signum
+    child.stdout.close()
+    child.stderr.close()
+    leftovers = list(dest.iterdir())
+    assert not (dest / "best.joblib").exists()
+    if signum == signal.SIGTERM:
+        assert leftovers == []
+    else:
+        assert len(leftovers) == 1 and leftovers[0].name.startswith(".best.joblib.milo-export-")
+        _store(paths, tmp_path).export("m_1", dest)
+        assert sorted(p.name for p in dest.iterdir()) == ["m_1.joblib"]
+
+
+# ---- files people share honour the umask; workspaces stay private ---------------------------
+
+
+@pytest.mark.parametrize("mask,expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_archives_indexes_and_exports_take_the_umask_mode(tmp_path, mask, expected):
+    old = os.umask(mask)
+    try:
+        paths = _archived(tmp_path)
+        index = index_path(paths.main_archive)
+        index.unlink()
+        writer(paths).recover()  # a rebuilt index too
+        exported = _store(paths, tmp_path, trust_archive=True).export("m_0", tmp_path / "m_0.joblib")
+        with Workspace(tmp_path / "ws") as ws:
+            assert stat.S_IMODE(os.stat(ws.path).st_mode) == 0o700
+    finally:
+        os.umask(old)
+    for path in (paths.main_archive, index, exported):
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+# ---- one store factory; advice that repairs --------------------------------------------------
+
+
+def test_open_store_uses_the_projects_cache_settings_or_defaults(tmp_path):
+    paths = _archived(tmp_path)
+    (paths.root / "milo.toml").write_text("[storage]\ncache_models = 3\n")
+    store = open_store(paths.root, workspace_dir=tmp_path / "ws")
+    assert store.cache.max_models in (3, 8)  # 3 when the config loads; 8 (defaults) when it is incomplete
+    (paths.root / "milo.toml").write_text("this is [not toml")
+    assert open_store(paths.root, workspace_dir=tmp_path / "ws").cache.max_models == 8
+    from milo_tui.tui.app import default_store_factory
+    assert type(default_store_factory(paths.root)) is ModelStore
+
+
+def test_integrity_advice_does_not_send_the_user_to_resume(tmp_path):
+    """Before, a damaged model said `--resume` would rebuild the index; --resume changes nothing
+    (the index matches the archive's gzip boundaries), so the advice looped. Must survive: the
+    other models; and the advice names a repair that exists."""
+    paths = _archived(tmp_path)
+    raw = zlib.decompressobj(31).decompress(paths.main_archive.read_bytes())
+    line = index_path(paths.main_archive).read_text().splitlines()[1]
+    record = BatchRecord.from_obj(json.loads(line))
+    victim = record.members[1]
+    tampered = bytearray(raw)
+    tampered[victim.data_offset + 10] ^= 0xFF
+    member = compress_member(bytes(tampered), 6)
+    paths.main_archive.write_bytes(member + TRAILER)
+    write_index(index_path(paths.main_archive), [BatchRecord(0, 0, len(member), len(raw),
+                                                             zlib.crc32(bytes(tampered)), record.members)])
+    writer(paths).recover()  # what `--resume` does to storage: nothing to repair as far as it can tell
+    with pytest.raises(IntegrityError) as caught:
+        _store(paths, tmp_path).open_model(victim.key)
+    message = str(caught.value)
+    assert "--resume" not in message and "restore models/ from a backup" in message and "--force" in message
+    assert _store(paths, tmp_path).open_model("m_0")["key"] == 0
