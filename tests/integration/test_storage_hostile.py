@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import time
 import zlib
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def _victim_with_workspace_lookalikes(tmp_path) -> Path:
         (victim / name).mkdir(parents=True)
         (victim / name / "chapter.tex").write_text("years of work")
         os.chmod(victim / name, 0o700)
+        an_hour_ago = time.time() - 3600  # old enough for any grace period a sweep may give
+        os.utime(victim / name, (an_hour_ago, an_hour_ago))
     return victim
 
 
