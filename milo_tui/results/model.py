@@ -102,10 +102,10 @@ class ProjectModel:
 
 def open_project_model(project: Path, key: str, *, store=None) -> ProjectModel:
     """Load `key` (hash-verified by the store) with its feature names and classes in the user's terms."""
-    from milo_tui.storage.store import ModelStore
+    from milo_tui.storage.store import open_store
 
     data = ProjectData.read(project)
-    store = store or ModelStore(Path(project))
+    store = store or open_store(Path(project))
     model = store.open_model(key)
     return describe_model(key, model, data)
 
