@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -397,3 +398,52 @@ class IndexReader:
         self._entries = entries_of(self.name, tail.batches)
         self.scanned, self._scanned_for = True, stamp
         return self._entries
+
+
+# ---- one model's entry without reading the whole index -------------------------------------
+
+NEEDS_FULL_READ = object()  # lookup_entry could not decide lazily: read the index whole (IndexReader)
+
+
+def lookup_entry(archive_path: Path, key: str):
+    """The IndexEntry of `key`, found without parsing the index: the index is memory-mapped and
+    searched from the end for the key's member record, and only that line is parsed. An index
+    of a million lines costs one search, not a million JSON objects (docs/PERFORMANCE.md).
+
+    Returns None when the index does not name the key, or NEEDS_FULL_READ when a lazy answer
+    would not be the one IndexReader gives: no index (the archive must be scanned), an index
+    without batches, or a line that is torn or not valid (a reader then stops before it).
+    Unlike a full read, the lines before the found one are not checked to follow on from each
+    other; that matters only for an index edited by hand, and the model's bytes are still
+    checked against the found line's header position and sha256.
+    """
+    archive_path = Path(archive_path)
+    name = archive_name(archive_path)
+    try:
+        handle = open(index_path(archive_path), "rb")
+    except FileNotFoundError:
+        return NEEDS_FULL_READ
+    with handle:
+        header = header_line().encode()
+        if os.fstat(handle.fileno()).st_size <= len(header):
+            return NEEDS_FULL_READ
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            if view[: len(header)] != header:
+                return NEEDS_FULL_READ
+            return _entry_at_last_mention(view, name, key)
+
+
+def _entry_at_last_mention(view: mmap.mmap, archive: str, key: str):
+    # Member records are written as ["<key>",header,data,size,"sha"]; keys cannot contain '"'.
+    position = view.rfind(b'["' + key.encode("ascii") + b'",')
+    if position < 0:
+        return None
+    start = view.rfind(b"\n", 0, position) + 1
+    end = view.find(b"\n", position)
+    if end < 0:
+        return NEEDS_FULL_READ  # a torn last line: not committed
+    try:
+        record = BatchRecord.from_obj(json.loads(view[start:end]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return NEEDS_FULL_READ
+    return entries_of(archive, [record]).get(key, NEEDS_FULL_READ)

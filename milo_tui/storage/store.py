@@ -24,7 +24,7 @@ from milo_tui.storage.cache import ModelCache
 from milo_tui.storage.export import bundle_folder, model_target, write_exported
 from milo_tui.storage.extract import copy_model, untrusted_model_error
 from milo_tui.storage.files import COPY_CHUNK, key_of, model_path, open_model_file, regular_file_size, validate_key
-from milo_tui.storage.index import IndexEntry, IndexReader
+from milo_tui.storage.index import NEEDS_FULL_READ, IndexEntry, IndexReader, lookup_entry
 from milo_tui.storage.stats import ARCHIVES, StorageStats, project_storage_stats
 from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
 
@@ -97,7 +97,7 @@ class ModelStore:
     def find(self, key: str) -> ModelEntry:
         self._check_key(key)
         for name in ARCHIVES:
-            entry = self._entries(name).get(key)
+            entry = self._entry(name, key)
             if entry is not None:
                 return _archived_entry(entry)
             size = regular_file_size(model_path(self.paths.models_dir(name), key))
@@ -152,7 +152,7 @@ class ModelStore:
         deleted) between listing and reading is looked up again in the refreshed index."""
         for _ in range(3):
             for name in ARCHIVES:
-                entry = self._entries(name).get(key)
+                entry = self._entry(name, key)
                 if entry is None:
                     continue
                 if entry.trusted or self.trust_archive:
@@ -168,6 +168,14 @@ class ModelStore:
                 if size is not None:
                     return size
         raise self._not_found(key)
+
+    def _entry(self, name: str, key: str) -> IndexEntry | None:
+        """One model's entry: looked up lazily when the index allows it (a huge index is not
+        parsed to extract one model), else from the full reader."""
+        found = lookup_entry(self.paths.archive(name), key)
+        if found is NEEDS_FULL_READ:
+            return self._entries(name).get(key)
+        return found
 
     def _entries(self, name: str) -> dict[str, IndexEntry]:
         with self._readers_lock:

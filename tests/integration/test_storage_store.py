@@ -226,3 +226,36 @@ def test_event_payloads_match_the_event_schema(tmp_path):
                 ("storage", project_storage_stats(paths.root).as_event())]
     for etype, data in payloads:
         jsonschema.validate(json.loads(Event(etype, data, seq=1, ts=1.0).to_json()), schema)
+
+
+def test_one_model_lookup_agrees_with_the_full_index_read(tmp_path):
+    """The lazy lookup used to extract one model (a huge index is not parsed) gives what the full
+    reader gives: the later copy of a key archived twice, nothing from a torn last line, the
+    scanned mark, and a fallback when there is no index."""
+    from milo_tui.storage.index import NEEDS_FULL_READ, IndexReader, index_path, lookup_entry
+
+    paths = project(tmp_path)
+    w = writer(paths, batch_models=2)
+    w.recover()
+    save(paths, ["m_1", "m_2"])
+    w.add("m_1")
+    w.add("m_2")
+    save(paths, ["m_1"])  # re-saved: archived again, later wins
+    w.add("m_1")
+    w.flush()
+    w.close()
+    full = IndexReader(paths.main_archive).refresh()
+    for key in ("m_1", "m_2"):
+        assert lookup_entry(paths.main_archive, key) == full[key]
+    assert lookup_entry(paths.main_archive, "m_1").batch == 1
+    assert lookup_entry(paths.main_archive, "m_9") is None
+    idx = index_path(paths.main_archive)
+    with open(idx, "a") as handle:
+        handle.write('{"batch":2,"offset":1,"length":5,"raw_length":1,"crc32":1,"members":[["m_7",0,512,1,"ab"]')
+    assert lookup_entry(paths.main_archive, "m_7") is NEEDS_FULL_READ
+    assert "m_7" not in IndexReader(paths.main_archive).refresh()
+    assert ModelStore(paths.root, workspace_dir=tmp_path / "ws").open_model("m_2")["key"] == 2
+    idx.unlink()
+    assert lookup_entry(paths.main_archive, "m_1") is NEEDS_FULL_READ
+    writer(paths).recover()  # rebuilt by scanning: the mark is read lazily too
+    assert lookup_entry(paths.main_archive, "m_2").trusted is False
