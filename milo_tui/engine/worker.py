@@ -20,8 +20,6 @@ import numpy as np
 from milo_tui.engine.grids import SearchSpace
 from milo_tui.engine.space import PipelineSpec, make_pipeline, model_keys
 
-SCORING_BINARY = {"accuracy": "accuracy", "roc_auc": "roc_auc", "f1_macro": "f1_macro"}
-SCORING_MULTI = {"accuracy": "accuracy", "roc_auc": "roc_auc_ovr", "f1_macro": "f1_macro"}
 
 
 @dataclass
@@ -146,34 +144,25 @@ class UserTerms:
 
 
 def run_search(task: TrainTask, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, dict]:
-    """Multi-metric search with stratified CV; returns model key -> parameters to refit."""
-    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
+    """Multi-metric search with stratified CV (engine/search.py: the scores of a plain
+    GridSearchCV/RandomizedSearchCV, with fewer fits); returns model key -> parameters to refit."""
+    from milo_tui.engine import search
 
-    scoring_table = SCORING_BINARY if n_classes == 2 else SCORING_MULTI
-    scoring = {s: scoring_table[s] for s in task.scorers}
-    cv = StratifiedKFold(n_splits=task.cv_folds, shuffle=True, random_state=task.seed)
-    from milo_tui.engine.grids import prefixed, to_sklearn
-    from milo_tui.engine.space import min_class_count
-
-    pipeline = make_pipeline(task.spec, X.shape[1], task.seed)
-    common = dict(scoring=scoring, refit=False, cv=cv, n_jobs=task.n_jobs, error_score=np.nan)
-    algorithm, searcher = task.spec.algorithm, task.spec.searcher
-    if searcher == "grid":
-        search = GridSearchCV(pipeline, prefixed(task.space.grid(algorithm)), **common)
-    else:
-        smallest = min_class_count(y)
-        search = RandomizedSearchCV(pipeline, to_sklearn(task.space.random(algorithm, smallest)),
-                                    n_iter=task.space.random_draws(algorithm, smallest),
-                                    random_state=task.space.search_seed(searcher), **common)
-    search.fit(X, y)
-    results = search.cv_results_
+    result = search.run_search(task.spec, task.space, X, y, scorers=task.scorers, cv_folds=task.cv_folds,
+                               seed=task.seed, n_jobs=task.n_jobs)
     chosen: dict[str, dict] = {}
     for scorer in task.scorers:
-        ranks = np.asarray(results[f"rank_test_{scorer}"])
-        order = np.argsort(ranks, kind="stable")
-        for rank, index in enumerate(order[: task.top_k]):
-            chosen[task.spec.model_key(scorer, rank)] = dict(results["params"][index])
+        for rank, params in enumerate(result.chosen(scorer, task.top_k)):
+            chosen[task.spec.model_key(scorer, rank)] = {f"clf__{k}": v for k, v in params.items()}
     return chosen
+
+
+def same_params_together(to_refit: dict[str, dict]) -> list[tuple[str, dict]]:
+    """Model keys ordered so keys with the same parameters follow each other (first-seen order)."""
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for key, params in to_refit.items():
+        groups.setdefault(params_to_json(params), []).append((key, params))
+    return [item for group in groups.values() for item in group]
 
 
 def train(task: TrainTask) -> dict:
@@ -206,12 +195,16 @@ def train(task: TrainTask) -> dict:
 
     terms = UserTerms(task, X_fit.shape[1])
     rows: list[dict] = []
-    for key, params in to_refit.items():
-        refit_started = time.perf_counter()
-        model = make_pipeline(task.spec, X_fit.shape[1], task.seed, for_refit=True)
-        model.set_params(**params)
-        model.fit(terms.frame(X_fit), terms.target(y_fit))
-        train_seconds = time.perf_counter() - refit_started
+    last_fit: tuple[str, object, float] = ("", None, 0.0)  # (parameters, model, seconds)
+    for key, params in same_params_together(to_refit):
+        if last_fit[0] != params_to_json(params):  # two scorers often pick the same set: fit it once
+            last_fit = ("", None, 0.0)  # let the previous model go before fitting the next
+            refit_started = time.perf_counter()
+            model = make_pipeline(task.spec, X_fit.shape[1], task.seed, for_refit=True)
+            model.set_params(**params)
+            model.fit(terms.frame(X_fit), terms.target(y_fit))
+            last_fit = (params_to_json(params), model, time.perf_counter() - refit_started)
+        _, model, train_seconds = last_fit
         model_bytes = save_model(model, Path(task.models_dir), key)
         predicted, proba = terms.coded_answers(model, X_test)
         internal_proba = terms.coded_answers(model, X_int)[1]
@@ -262,7 +255,7 @@ def train(task: TrainTask) -> dict:
                 per_class=per_class,
             )
         atomic_write_json(Path(task.class_results_dir) / f"{key}.json", result_doc, compact=True)
-        del model
+    model = last_fit = None  # noqa: F841 (drop the last model before measuring the peak)
     peak = peak_memory_mb()
     for row in rows:
         row["peak_memory_mb"] = peak

@@ -1,0 +1,96 @@
+"""The shared-work search against plain scikit-learn GridSearchCV / RandomizedSearchCV.
+
+What must survive: for every shortcut (preprocessing once per fold, nested forests, forest
+depth caps that do not bind, irrelevant min_samples_split, boosting stages, one k-NN query for
+every k and both weightings) each candidate's score on each fold equals the plain search's
+(1e-9), the ranking and the chosen parameter sets are the same, on binary and multi-class data,
+and the search really fits fewer models than the plain one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_wine, make_classification
+
+from milo_tui.engine.grids import SearchSpace
+from milo_tui.engine.search import plain_search, run_search, same_chosen
+from milo_tui.engine.space import PipelineSpec
+
+SCORERS = ["accuracy", "roc_auc", "f1_macro"]
+
+
+def _data(name: str):
+    if name == "breast_cancer":
+        X, y = load_breast_cancer(return_X_y=True)
+        return X[::4], y[::4]  # 143 rows, 30 features
+    if name == "wine":
+        return load_wine(return_X_y=True)  # 178 rows, 13 features, 3 classes
+    # four classes, with exact duplicate rows: distance ties and zero distances for k-NN
+    X, y = make_classification(n_samples=120, n_features=6, n_informative=4, n_classes=4, random_state=1)
+    return np.vstack([X, X[:20]]), np.concatenate([y, y[:20]])
+
+
+def _space(preset="compact", **overrides):
+    return SearchSpace(preset, random_iterations=6, searchers=("grid", "random", "random2"), seed=7,
+                       overrides=overrides)
+
+
+def _compare(spec: PipelineSpec, space: SearchSpace, data: str, folds: int = 3):
+    X, y = _data(data)
+    fast = run_search(spec, space, X, y, scorers=SCORERS, cv_folds=folds, seed=7)
+    plain = plain_search(spec, space, X, y, scorers=SCORERS, cv_folds=folds, seed=7)
+    assert fast.candidates == plain.candidates
+    for scorer in SCORERS:
+        np.testing.assert_allclose(fast.scores[scorer], plain.scores[scorer], rtol=0, atol=1e-9, equal_nan=True)
+        assert np.array_equal(fast.ranks[scorer], plain.ranks[scorer]), scorer
+    assert same_chosen(fast, plain, SCORERS, top_k=2)
+    return fast, plain
+
+
+FOREST = {"rf": {"n_estimators": [3, 10, 25], "max_depth": [None, 2, 40], "min_samples_leaf": [1, 3],
+                 "min_samples_split": [2, 7]}}
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "wine", "duplicates"])
+def test_forests_nested_depth_and_split_shortcuts_score_like_plain(data):
+    fast, plain = _compare(PipelineSpec("std", "select-50", "rf", "grid"), _space(**FOREST), data)
+    assert fast.fits <= plain.fits / 4
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "wine", "duplicates"])
+def test_boosting_stages_score_like_plain(data):
+    space = _space(gb={"max_iter": [4, 12], "learning_rate": [0.1, 0.3], "max_depth": [2, None]})
+    fast, plain = _compare(PipelineSpec("none", "none", "gb", "grid"), space, data)
+    assert fast.fits == plain.fits / 2
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "wine", "duplicates"])
+def test_one_neighbour_query_scores_every_k_like_plain(data):
+    space = _space(knn={"n_neighbors": [1, 2, 5, 9, 15], "weights": ["uniform", "distance"]})
+    fast, plain = _compare(PipelineSpec("minmax", "none", "knn", "grid"), space, data)
+    assert fast.fits == 3  # one per fold
+
+
+@pytest.mark.parametrize("spec", [
+    PipelineSpec("std", "pca-80", "lr", "grid"),
+    PipelineSpec("none", "rf-25", "lr", "random"),
+    PipelineSpec("minmax", "select-25", "nb", "random2"),
+    PipelineSpec("std", "none", "svm", "grid"),
+])
+def test_shared_preprocessing_scores_like_plain(spec):
+    _compare(spec, _space(), "wine")
+    _compare(spec, _space(), "breast_cancer")
+
+
+def test_random_searches_draw_the_same_sets_as_sklearn():
+    fast, _ = _compare(PipelineSpec("none", "none", "rf", "random"), _space(), "breast_cancer")
+    assert len(fast.candidates) == 6
+    _compare(PipelineSpec("std", "none", "knn", "random2"), _space("milo-ml"), "wine")
+
+
+def test_milo_ml_forest_grid_scores_like_plain():
+    """MILO-ML's own 45-candidate forest grid (trees cut to keep the test quick)."""
+    space = SearchSpace("milo-ml", 100, ("grid",), seed=7, overrides={"rf": {"n_estimators": [2, 5, 10]}})
+    fast, plain = _compare(PipelineSpec("none", "none", "rf", "grid"), space, "breast_cancer")
+    assert len(fast.candidates) == 27 and fast.fits <= plain.fits / 9
