@@ -72,15 +72,14 @@ def test_one_neighbour_query_scores_every_k_like_plain(data):
     assert fast.fits == 3  # one per fold
 
 
-@pytest.mark.parametrize("spec", [
-    PipelineSpec("std", "pca-80", "lr", "grid"),
-    PipelineSpec("none", "rf-25", "lr", "random"),
-    PipelineSpec("minmax", "select-25", "nb", "random2"),
-    PipelineSpec("std", "none", "svm", "grid"),
+@pytest.mark.parametrize("spec, data", [
+    (PipelineSpec("std", "pca-80", "lr", "grid"), "wine"),
+    (PipelineSpec("std", "rf-25", "lr", "random"), "breast_cancer"),
+    (PipelineSpec("minmax", "select-25", "nb", "random2"), "wine"),
+    (PipelineSpec("std", "none", "svm", "grid"), "breast_cancer"),
 ])
-def test_shared_preprocessing_scores_like_plain(spec):
-    _compare(spec, _space(), "wine")
-    _compare(spec, _space(), "breast_cancer")
+def test_shared_preprocessing_scores_like_plain(spec, data):
+    _compare(spec, _space(), data)
 
 
 def test_random_searches_draw_the_same_sets_as_sklearn():
