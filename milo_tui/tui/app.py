@@ -115,6 +115,11 @@ class MiloApp(App[int]):
         return self._main_screen
 
     def on_mount(self) -> None:
+        from milo_tui.storage.workspace import install_signal_cleanup
+
+        # Models are extracted in worker threads, where signal handlers cannot be set: set them
+        # here, so a dropped SSH connection (SIGHUP) or a SIGTERM mid-extraction leaves no workspace.
+        install_signal_cleanup()
         self._apply_saved_theme()
         for note in self._startup_notes:
             self.state.note(self.clock(), "warning", note)
