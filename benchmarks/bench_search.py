@@ -15,9 +15,11 @@ PSS summed over its process tree (loky workers included), sampled every 0.2 s. T
 then checks that every candidate's fold scores agree (1e-9) and that both refit the same
 parameter sets. Per-algorithm seconds come from inside each side.
 
-    flock /work/bench.lock python benchmarks/bench_search.py [--sample breast_cancer] [--folds 10]
+    flock /work/bench.lock python benchmarks/bench_search.py [--samples breast_cancer wine] [--folds 10]
         [--algorithms lr rf knn gb] [--scalers none std] [--selectors none select-50]
-        [--searchers grid] [--scorers accuracy roc_auc] [--grids milo-ml] [--ovr]
+        [--searchers grid] [--scorers accuracy roc_auc] [--grids milo-ml] [--no-ovr]
+
+Multi-class samples get the OvR refits unless --no-ovr.
 
 `--algorithms gb knn lr mlp nb rf svm --scalers none minmax std --selectors none pca-80 ...
 --searchers grid random random2 --scorers accuracy roc_auc f1_macro` is MILO-ML's full 567-pipeline
@@ -128,6 +130,29 @@ def _passthrough(args) -> list[str]:
     return out + (["--ovr"] if args.ovr else [])
 
 
+def run_sample(args) -> bool:
+    """Both sides on one sample; prints the comparison; True when scores and choices agree."""
+    with tempfile.TemporaryDirectory(prefix="bench_search_") as work:
+        milo = measure("milo", args, Path(work) / "milo.json")
+        plain = measure("plain", args, Path(work) / "plain.json")
+    worst, same = compare(plain, milo)
+    pipelines = len(plain["results"])
+    print(f"{args.sample}: {pipelines} pipelines, {args.grids} grids, {args.folds}-fold, scorers "
+          f"{', '.join(args.scorers)}{', OvR refits' if args.ovr else ''}")
+    print(f"  plain loop : {plain['seconds']:7.1f} s  peak {plain['peak_mib']:6.0f} MiB  "
+          f"CV fits {plain['cv_fits']:6d}  refits {plain['refits']}")
+    print(f"  milo search: {milo['seconds']:7.1f} s  peak {milo['peak_mib']:6.0f} MiB  "
+          f"CV fits {milo['cv_fits']:6d}  refits {milo['refits']}")
+    print(f"  milo wall / plain wall = {milo['seconds'] / plain['seconds']:.3f}   "
+          f"peak memory milo / plain = {milo['peak_mib'] / plain['peak_mib']:.2f}")
+    print(f"  largest fold-score difference {worst:.2e}; same refit parameter sets: {'yes' if same else 'NO'}")
+    print("  seconds per algorithm (search + refits), plain -> milo:")
+    for algorithm in args.algorithms:
+        p, m = plain["per_algorithm"][algorithm], milo["per_algorithm"][algorithm]
+        print(f"    {algorithm:4s} {p:8.1f} -> {m:7.1f}  ({p / max(m, 1e-9):.1f}x)")
+    return worst <= 1e-9 and same
+
+
 def compare(plain: dict, milo: dict) -> tuple[float, bool]:
     """Largest fold-score difference, and whether every pipeline refits the same sets."""
     import numpy as np
@@ -148,7 +173,8 @@ def compare(plain: dict, milo: dict) -> tuple[float, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", default="breast_cancer")
+    parser.add_argument("--samples", nargs="+", default=["breast_cancer", "wine"])
+    parser.add_argument("--sample", help=argparse.SUPPRESS)  # one side's sample (internal)
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--grids", default="milo-ml", choices=["milo-ml", "compact"])
     parser.add_argument("--algorithms", nargs="+", default=["lr", "rf", "knn", "gb"])
@@ -156,32 +182,20 @@ def main() -> int:
     parser.add_argument("--selectors", nargs="+", default=["none", "select-50"])
     parser.add_argument("--searchers", nargs="+", default=["grid"])
     parser.add_argument("--scorers", nargs="+", default=["accuracy", "roc_auc"])
-    parser.add_argument("--ovr", action="store_true", help="multi-class: refit one binary model per class too")
+    parser.add_argument("--ovr", action="store_true", help=argparse.SUPPRESS)  # internal: set per sample
+    parser.add_argument("--no-ovr", action="store_true", help="multi-class: skip the one-vs-rest refits")
     parser.add_argument("--side", choices=["plain", "milo"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         Path(args.out).write_text(json.dumps(run_side(args.side, args)))
         return 0
-    with tempfile.TemporaryDirectory(prefix="bench_search_") as work:
-        milo = measure("milo", args, Path(work) / "milo.json")
-        plain = measure("plain", args, Path(work) / "plain.json")
-    worst, same = compare(plain, milo)
-    pipelines = len(plain["results"])
-    print(f"{args.sample}: {pipelines} pipelines, {args.grids} grids, {args.folds}-fold, scorers "
-          f"{', '.join(args.scorers)}{', OvR refits' if args.ovr else ''}")
-    print(f"  plain loop : {plain['seconds']:7.1f} s  peak {plain['peak_mib']:6.0f} MiB  "
-          f"CV fits {plain['cv_fits']:6d}  refits {plain['refits']}")
-    print(f"  milo search: {milo['seconds']:7.1f} s  peak {milo['peak_mib']:6.0f} MiB  "
-          f"CV fits {milo['cv_fits']:6d}  refits {milo['refits']}")
-    print(f"  milo wall / plain wall = {milo['seconds'] / plain['seconds']:.3f}   "
-          f"peak memory milo / plain = {milo['peak_mib'] / plain['peak_mib']:.2f}")
-    print(f"  largest fold-score difference {worst:.2e}; same refit parameter sets: {'yes' if same else 'NO'}")
-    print("  seconds per algorithm (search + refits), plain -> milo:")
-    for algorithm in args.algorithms:
-        p, m = plain["per_algorithm"][algorithm], milo["per_algorithm"][algorithm]
-        print(f"    {algorithm:4s} {p:8.1f} -> {m:7.1f}  ({p / max(m, 1e-9):.1f}x)")
-    return 0 if worst <= 1e-9 and same else 1
+    ok = True
+    for sample in args.samples:
+        args.sample = sample
+        args.ovr = not args.no_ovr and _load(sample)[2] > 2
+        ok &= run_sample(args)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ BENCHES = [
     Bench("monitor", "Memory monitor", "bench_monitor.py", ["--seconds", "20"], ["--seconds", "5"]),
     Bench("storage", "Storage", "bench_storage.py", [], ["--models", "2000", "--subset", "500"]),
     Bench("tui", "TUI", "bench_tui.py", [], ["--rows", "2000", "--models", "500"]),
+    Bench("search", "Search", "bench_search.py", [], ["--folds", "3"]),
+    Bench("boosting", "Gradient boosting libraries", "bench_boosting.py", [], ["--folds", "3"]),
 ]
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "psutil", "textual")
 
