@@ -166,6 +166,17 @@ class SearchSpace:
             return sum(prod(len(v) for v in sub.values()) for sub in self.grid(algorithm))
         return self.random_draws(algorithm, min_class_count)
 
+    def largest(self, algorithm: str, parameter: str, default: int) -> int:
+        """The largest value a search of `algorithm` may try for a numeric parameter (memory sizing)."""
+        values = [v for sub in self.grid(algorithm) for v in sub.get(parameter, [])]
+        drawn = self.random(algorithm, None).get(parameter)
+        if is_distribution(drawn) and drawn[0] == "randint":
+            values.append(drawn[2] - 1)
+        elif isinstance(drawn, list):
+            values += drawn
+        numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return int(max(numeric)) if numeric else default
+
     def search_seed(self, searcher: str) -> int:
         return self.seed + (RANDOM2_SEED_OFFSET if searcher == "random2" else 0)
 

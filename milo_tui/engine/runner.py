@@ -36,7 +36,7 @@ from milo_tui.engine.worker import TrainTask
 from milo_tui.errors import (EXIT_DISK_FULL, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
                              EXIT_STOPPED_MEMORY, BadInputError, DiskFullError)
 from milo_tui.memory.cleanup import cleanup as run_cleanup
-from milo_tui.memory.estimate import DEFAULT_BASELINE, FootprintEstimator
+from milo_tui.memory.estimate import DEFAULT_BASELINE, FOREST_TREES, FootprintEstimator
 from milo_tui.memory.governor import Governor, ovr_check
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.monitor import MemoryMonitor
@@ -314,13 +314,14 @@ class Run:
         self.thresholds = Thresholds(mem["warning"], mem["critical"])
         self.governor = Governor(self.limit, self.thresholds, critical_grace=mem["critical_grace"],
                                  forecast_horizon=mem["forecast_horizon"])
+        space = SearchSpace.from_config(cfg)
         # The same worker baseline `milo estimate` uses; observe() corrects it from real peaks.
         self.estimator = FootprintEstimator(summary.fit_rows, summary.features, summary.n_classes,
                                             cv_folds=s["cv_folds"], n_jobs=s["n_jobs"],
-                                            baseline_bytes=DEFAULT_BASELINE)
+                                            baseline_bytes=DEFAULT_BASELINE,
+                                            forest_trees=space.largest("rf", "n_estimators", FOREST_TREES))
 
         pipelines = enumerate_pipelines(cfg)
-        space = SearchSpace.from_config(cfg)
         smallest = min_class_count(map_arrays({"y": array_paths["y_fit"]})["y"])  # k-NN's MILO-ML draws
         per_pipeline = {p.name: models_per_pipeline(p, s["scorers"], s["top_k"], space, smallest)
                         for p in pipelines}

@@ -29,7 +29,7 @@ from milo_tui.config import ALGORITHMS, format_size
 from milo_tui.memory.limits import MemoryLimit
 
 FLOAT = 8
-FOREST_TREES = 200  # the largest n_estimators a forest search is assumed to try
+FOREST_TREES = 200  # the largest n_estimators a forest search tries, unless the grids say (forest_trees)
 NODE_BYTES = 64  # sklearn's tree Node struct
 SVM_CACHE = 200 * 1024 * 1024  # SVC(cache_size=200) MB
 SVM_NODE = 16  # libsvm's svm_node {int index; double value}, padded
@@ -55,7 +55,8 @@ def _forest_bytes(n_rows: float, n_classes: int, trees: int = FOREST_TREES) -> f
     return trees * nodes_per_tree * (NODE_BYTES + FLOAT * n_classes)
 
 
-def _algorithm_fit_bytes(algorithm: str, n: float, m: int, k: int, n_test: float) -> float:
+def _algorithm_fit_bytes(algorithm: str, n: float, m: int, k: int, n_test: float,
+                         forest_trees: int = FOREST_TREES) -> float:
     """Working memory of fitting (and scoring) one estimator on n rows x m features."""
     data = n * m * FLOAT
     per_row_classes = n * k * FLOAT
@@ -70,7 +71,7 @@ def _algorithm_fit_bytes(algorithm: str, n: float, m: int, k: int, n_test: float
         kernel_cache = min(n * n * 4, SVM_CACHE)
         return n * m * SVM_NODE + kernel_cache + 4 * per_row_classes
     if algorithm == "rf":
-        return _forest_bytes(n, k) + 4 * n * FLOAT
+        return _forest_bytes(n, k, forest_trees) + 4 * n * FLOAT
     if algorithm == "gb":
         stages = GB_STAGES * max(1, k if k > 2 else 1) * 15 * (NODE_BYTES + FLOAT)
         return n * m * 4 * 2 + 6 * per_row_classes + stages  # float32 copies of X, raw predictions and gradients
@@ -123,7 +124,7 @@ class FootprintEstimator:
     """Predicts one worker's peak memory for one pipeline, and learns from real peaks."""
 
     def __init__(self, n_rows: int, n_features: int, n_classes: int, *, cv_folds: int, n_jobs: int,
-                 baseline_bytes: int = DEFAULT_BASELINE) -> None:
+                 baseline_bytes: int = DEFAULT_BASELINE, forest_trees: int = FOREST_TREES) -> None:
         if n_rows <= 0 or n_features <= 0 or n_classes < 2 or cv_folds < 2 or n_jobs < 1:
             raise ValueError("need n_rows, n_features > 0, n_classes >= 2, cv_folds >= 2 and n_jobs >= 1")
         self.n_rows = n_rows
@@ -132,6 +133,7 @@ class FootprintEstimator:
         self.cv_folds = cv_folds
         self.n_jobs = n_jobs
         self.baseline_bytes = baseline_bytes
+        self.forest_trees = forest_trees  # the search fits one forest of the grid's largest n_estimators
         self._correction: dict[str, float] = {}
         self._last_raw: dict[str, int] = {}
         self.observations: dict[str, list[tuple[int, int]]] = {}  # algorithm -> [(predicted, observed)]
@@ -140,7 +142,8 @@ class FootprintEstimator:
     def _one_fit(self, algorithm: str, selector: str, n: float, n_test: float) -> float:
         m, k = self.n_features, self.n_classes
         copies = 2 * n * m * FLOAT  # the fold's rows (fancy indexing copies) and the scaled copy
-        return copies + _selector_fit_bytes(selector, n, m, k) + _algorithm_fit_bytes(algorithm, n, m, k, n_test)
+        return copies + _selector_fit_bytes(selector, n, m, k) + _algorithm_fit_bytes(
+            algorithm, n, m, k, n_test, self.forest_trees)
 
     def variable_bytes(self, algorithm: str, selector: str = "none", searcher: str = "grid",
                        n_jobs: int | None = None) -> int:
@@ -365,7 +368,9 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     reoptimize = bool(search["reoptimize_ovr"]) and k > 2
     ovr_models = main_models * k if reoptimize else 0
 
-    estimator = FootprintEstimator(n_fit, m, k, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes)
+    trees = space.largest("rf", "n_estimators", FOREST_TREES)
+    estimator = FootprintEstimator(n_fit, m, k, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes,
+                                   forest_trees=trees)
     engine = engine_bytes if engine_bytes is not None else baseline_bytes + n_rows * m * FLOAT
     # Named like model keys (scaler__selector__algorithm__searcher). The scaler does not change the
     # footprint (the scaled copy is counted either way), but a name without it is ambiguous.
@@ -377,7 +382,8 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     memory_ovr = 0
     if reoptimize:
         # One binary problem per class; assumed to search again (an upper bound on re-optimization).
-        binary = FootprintEstimator(n_fit, m, 2, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes)
+        binary = FootprintEstimator(n_fit, m, 2, cv_folds=folds, n_jobs=n_jobs, baseline_bytes=baseline_bytes,
+                                    forest_trees=trees)
         memory_ovr = engine + binary.remaining_peak([(a, sel, s) for a, sel, s in combos], workers)
 
     files = sum(estimator.model_file_bytes(a, sel) * count for (a, sel, _), count in zip(combos, per_combo))

@@ -123,3 +123,10 @@ def test_knn_random_space_needs_at_least_k3():
     space = _space()
     assert space.random("knn", 2)["n_neighbors"] == [3]
     assert np.array_equal(space.random("knn", 6)["n_neighbors"], [3, 4, 5, 6])
+
+
+def test_memory_sizing_sees_the_largest_forest_a_preset_tries():
+    assert _space().largest("rf", "n_estimators", 200) == 1000  # grid 1,000; random randint(100, 1000) <= 999
+    compact = SearchSpace.from_config(_config())
+    assert compact.largest("rf", "n_estimators", 200) == 149  # grid 50/100; random randint(20, 150)
+    assert compact.largest("nb", "n_estimators", 200) == 200  # no such parameter: the default
