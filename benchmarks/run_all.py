@@ -47,6 +47,7 @@ BENCHES = [
     Bench("tui", "TUI", "bench_tui.py", [], ["--rows", "2000", "--models", "500"]),
     Bench("search", "Search", "bench_search.py", [], ["--folds", "3"]),
     Bench("boosting", "Gradient boosting libraries", "bench_boosting.py", [], ["--folds", "3"]),
+    Bench("predict", "Predict", "bench_predict.py", [], ["--rows", "200000"]),
 ]
 LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "psutil", "textual")
 
