@@ -41,7 +41,7 @@ _NAME = re.compile(r"^ws-(\d+)-(\d+)-[0-9a-f]{16}$")
 CLEANUP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 _live: set[tuple[int, str]] = set()  # (base dir fd, workspace name) of workspaces in use in this process
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # re-entrant: the signal handler may run while this thread holds it
 
 
 def default_base_dir() -> Path:
@@ -121,8 +121,12 @@ class Workspace:
         self._name = f"{PREFIX}{os.getpid()}-{start_stamp(os.getpid())}-{secrets.token_hex(8)}"
         with _live_lock:  # registered first: a signal right after mkdir still finds it
             _live.add((self._base_fd, self._name))
-        os.mkdir(self._name, 0o700, dir_fd=self._base_fd)
         self.path = self.base_dir / self._name
+        try:
+            os.mkdir(self._name, 0o700, dir_fd=self._base_fd)
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
