@@ -18,6 +18,8 @@ Where the work goes:
   - gradient boosting (HistGradientBoosting, no early stopping): stage k of one fit of
     max_iter = K is the model with max_iter = k (staged_decision_function);
   - k-NN: one neighbour query with the largest k serves every k and both weightings;
+  - logistic regression (lbfgs): a fit that converged in n iterations is the fit of every
+    max_iter above n;
   - everything else: one fit per candidate on the shared preprocessed fold.
 Scores are the scorers' own metrics on the responses they would ask for (decision_function
 first for binary ROC AUC, predict_proba otherwise), so they match plain CV to float
@@ -249,6 +251,37 @@ def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]
     return results
 
 
+# logistic regression -----------------------------------------------------------------------
+
+def score_linear(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
+    """lbfgs stops when it converges or at max_iter; its iterates do not depend on max_iter, so a
+    fit that converged after n iterations is the fit of every max_iter >= n."""
+    from sklearn.base import clone
+
+    defaults = base.get_params(deep=False)
+    results: list[list[float] | None] = [None] * len(candidates)
+    shape = lambda p: _frozen({k: v for k, v in p.items() if k != "max_iter"})  # noqa: E731
+    for indices in _groups(candidates, shape).values():
+        members = [{**defaults, **candidates[i]} for i in indices]
+        if members[0]["solver"] != "lbfgs" or len(indices) == 1:
+            for i in indices:
+                results[i] = _fit_and_score(fold, base, candidates[i])
+            continue
+        largest = max(m["max_iter"] for m in members)
+        try:
+            model = clone(base).set_params(**candidates[indices[0]]).set_params(max_iter=largest)
+            fold.fits += 1
+            model.fit(fold.X_train, fold.y_train)
+            used = int(np.max(model.n_iter_))
+            shared = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
+        except Exception:
+            used, shared = largest + 1, None
+        for i, member in zip(indices, members):
+            converged_within = shared is not None and (used < member["max_iter"] or member["max_iter"] == largest)
+            results[i] = shared if converged_within else _fit_and_score(fold, base, candidates[i])
+    return results
+
+
 # k nearest neighbours --------------------------------------------------------------------
 
 def _neighbour_weights(distances: np.ndarray, weights: str) -> np.ndarray:
@@ -298,7 +331,7 @@ def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[floa
 
 
 FOLD_STRATEGIES: dict[str, Callable[[Fold, Any, list[dict]], list[list[float]]]] = {
-    "rf": score_forests, "gb": score_boosting, "knn": score_neighbours,
+    "rf": score_forests, "gb": score_boosting, "knn": score_neighbours, "lr": score_linear,
 }
 
 

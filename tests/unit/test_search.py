@@ -16,6 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_wine, make_classification
 from milo_tui.engine.grids import SearchSpace
 from milo_tui.engine.search import plain_search, run_search, same_chosen
 from milo_tui.engine.space import PipelineSpec
+from milo_tui.engine.worker import same_params_together
 
 SCORERS = ["accuracy", "roc_auc", "f1_macro"]
 
@@ -72,6 +73,13 @@ def test_one_neighbour_query_scores_every_k_like_plain(data):
     assert fast.fits == 3  # one per fold
 
 
+@pytest.mark.parametrize("data", ["breast_cancer", "wine"])
+def test_converged_lbfgs_fit_serves_every_larger_max_iter_like_plain(data):
+    space = _space(lr={"C": [0.1, 10.0], "max_iter": [3, 40, 100, 500], "solver": ["lbfgs"]})
+    fast, plain = _compare(PipelineSpec("std", "none", "lr", "grid"), space, data)
+    assert fast.fits < plain.fits  # max_iter 3 cannot converge: those are real fits
+
+
 @pytest.mark.parametrize("spec, data", [
     (PipelineSpec("std", "pca-80", "lr", "grid"), "wine"),
     (PipelineSpec("std", "rf-25", "lr", "random"), "breast_cancer"),
@@ -93,3 +101,10 @@ def test_milo_ml_forest_grid_scores_like_plain():
     space = SearchSpace("milo-ml", 100, ("grid",), seed=7, overrides={"rf": {"n_estimators": [2, 5, 10]}})
     fast, plain = _compare(PipelineSpec("none", "none", "rf", "grid"), space, "breast_cancer")
     assert len(fast.candidates) == 27 and fast.fits <= plain.fits / 9
+
+
+def test_refits_with_the_same_parameters_are_adjacent_so_one_fit_serves_them():
+    chosen = {"a__accuracy__0": {"clf__C": 1}, "a__accuracy__1": {"clf__C": 2},
+              "a__roc_auc__0": {"clf__C": 2}, "a__roc_auc__1": {"clf__C": 1}}
+    assert [key for key, _ in same_params_together(chosen)] == [
+        "a__accuracy__0", "a__roc_auc__1", "a__accuracy__1", "a__roc_auc__0"]
