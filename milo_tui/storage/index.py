@@ -43,7 +43,7 @@ def index_path(archive_path: Path) -> Path:
     return archive_path.with_name(archive_name(archive_path) + INDEX_SUFFIX)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemberRecord:
     key: str
     header_offset: int  # in the uncompressed batch
@@ -52,7 +52,7 @@ class MemberRecord:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchRecord:
     batch: int
     offset: int  # of the gzip member in the archive file
@@ -95,7 +95,7 @@ class BatchRecord:
         return record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexEntry:
     """Everything needed to pull one model out of its archive."""
 
