@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from milo_tui.project import ProjectPaths
-from milo_tui.storage.files import key_of
+from milo_tui.storage.files import key_of, regular_file_size
 from milo_tui.storage.index import IndexReader
 
 ARCHIVES = ("main_models", "ovr_models")
@@ -47,7 +47,8 @@ def _pending_files(directory: Path, archived: set[str]) -> list[Path]:
     the writer is about to delete; it is counted once, as archived.)"""
     if not directory.is_dir():
         return []
-    return [p for p in directory.iterdir() if key_of(p) is not None and key_of(p) not in archived]
+    return [p for p in directory.iterdir()
+            if key_of(p) is not None and key_of(p) not in archived and regular_file_size(p) is not None]
 
 
 def project_storage_stats(project_root: Path, *, extra_removed: int = 0) -> StorageStats:
@@ -109,7 +110,4 @@ def live_storage_stats(project_root: Path, writers: Iterable) -> StorageStats:
 
 
 def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+    return regular_file_size(path) or 0  # a link is not followed (and not a model)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from milo_tui.errors import IntegrityError
+from milo_tui.errors import IntegrityError, MiloError
 
 PREFIX = "ws-"
 _NAME = re.compile(r"^ws-(\d+)-(\d+)-[0-9a-f]{16}$")
@@ -76,11 +76,16 @@ def open_private_dir(base: Path, *, create: bool = True) -> int:
     a real folder owned by us and closed to others. The caller closes it."""
     base = Path(base)
     if create:
-        base.parent.mkdir(parents=True, exist_ok=True)
         try:
+            base.parent.mkdir(parents=True, exist_ok=True)
             os.mkdir(base, 0o700)
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise MiloError(
+                f"No private folder for extracted models can be made at {base} ({exc.strerror or exc}), so the "
+                "model was not extracted. Set TMPDIR to a folder you can write (e.g. TMPDIR=~/tmp) and try again."
+            ) from None
     try:
         fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:

@@ -501,3 +501,10 @@ def test_integrity_advice_does_not_send_the_user_to_resume(tmp_path):
     message = str(caught.value)
     assert "--resume" not in message and "restore models/ from a backup" in message and "--force" in message
     assert _store(paths, tmp_path).open_model("m_0")["key"] == 0
+
+
+def test_an_unusable_workspace_place_is_one_paragraph(tmp_path):
+    paths = _archived(tmp_path)
+    store = ModelStore(paths.root, workspace_dir=Path("/proc/no-such-place/ws"))
+    with pytest.raises(MiloError, match="Set TMPDIR"):
+        store.open_model("m_0")
