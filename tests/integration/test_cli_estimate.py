@@ -22,7 +22,7 @@ def test_estimate_that_does_not_fit(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "Fits this limit: NO" in text
     heaviest = re.search(r"Heaviest pipelines: (.*)", text).group(1)
-    names = re.findall(r"(\S+) [\d.]+ [KMG]?B", heaviest)
+    names = re.findall(r"(\S+) [\d.]+ (?:[KMGT]i?)?B", heaviest)
     assert names and all(len(name.split("__")) == 4 for name in names), heaviest
     assert len(set(names)) == len(names), f"two pipelines share a name: {heaviest}"
     advice = re.search(r"Recommendation: (.*)", text).group(1)

@@ -76,6 +76,9 @@ PROJECT_COMMANDS = [
     ["extract", "{p}", KEY_LIKE],
     ["estimate", "{p}"],
     ["stats", "{p}"],
+    ["predict", "{p}", "{p}/rows.csv"],
+    ["compare", "{p}", KEY_LIKE, KEY_LIKE.replace("__0", "__1")],
+    ["summary", "{p}"],
 ]
 
 
