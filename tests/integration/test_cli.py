@@ -36,6 +36,9 @@ def test_headless_run_prints_progress_eta_best_and_archives(finished):
     assert len(progress) == 8 and all("ETA" in line and "best" in line for line in progress)
     assert any("archived batch" in line for line in lines)
     assert "run completed: 8 models, 0 failed, 0 skipped" in out and "best model:" in out
+    # The run summary closes the output: best overall and per algorithm, wall time, peak memory.
+    assert "Run completed: 8 of 8 models finished" in out and "peak memory" in out
+    assert "Best model (avg_sn_sp, then sensitivity, then f1):" in out and "Best per algorithm:" in out
 
 
 def test_models_lists_best_first_and_sorts(finished):
