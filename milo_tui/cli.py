@@ -195,7 +195,7 @@ def _print_summary(project: Path) -> None:
     from milo_tui.results.summary import render, run_summary
 
     try:
-        lines = render(run_summary(project))
+        lines = render(run_summary(project), with_message=False)
     except MiloError as exc:
         print(f"milo: no run summary: {exc}", file=sys.stderr)
         return

@@ -78,8 +78,11 @@ def run_summary(project: Path) -> RunSummary:
     )
 
 
-def render(summary: RunSummary) -> list[str]:
-    """The summary as plain text lines (the CLI prints them; the TUI can show them as they are)."""
+def render(summary: RunSummary, *, with_message: bool = True) -> list[str]:
+    """The summary as plain text lines (the CLI prints them; the TUI can show them as they are).
+
+    with_message=False leaves out the run's closing message (the headless run has just printed it).
+    """
     from milo_tui.config import format_size
 
     lines = [f"Run {summary.status}: {summary.completed} of {summary.total} models finished, "
@@ -87,7 +90,7 @@ def render(summary: RunSummary) -> list[str]:
              + (f"; wall time {_clock(summary.wall_seconds)}" if summary.wall_seconds is not None else "")
              + (f"; peak memory {format_size(summary.peak_memory_bytes)}" if summary.peak_memory_bytes else "")
              + "."]
-    if summary.message:
+    if summary.message and with_message:
         lines.append(summary.message)
     if summary.best is None:
         lines.append("No main model has finished yet.")
