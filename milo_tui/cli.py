@@ -221,6 +221,11 @@ def cmd_run(args) -> int:
     from milo_tui import config as cfg
 
     project = Path(args.project)
+    if args.scheduler:  # the engine, started by the headless printer or the TUI, reads it from there
+        from milo_tui.cluster import SCHEDULER_VARIABLE
+        from milo_tui.config import check_scheduler
+
+        os.environ[SCHEDULER_VARIABLE] = check_scheduler(args.scheduler)
     # Checked here too (the engine checks again) so a typo in the path or in milo.toml is one
     # paragraph on stderr before anything starts, and no PROJECT/.milo appears for a mistyped path.
     cfg.load(project)
@@ -230,6 +235,12 @@ def cmd_run(args) -> int:
     from milo_tui.tui.app import run_app
 
     return run_app(project, mode="run", resume=args.resume, force=args.force)
+
+
+def _cmd_node(args) -> int:
+    from milo_tui.cluster.command import cmd_node
+
+    return cmd_node(args)
 
 
 def cmd_watch(args) -> int:
@@ -545,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", action="store_true", help="continue a stopped or killed run without "
                        "retraining finished models")
     start.add_argument("--force", action="store_true", help="retrain from scratch, deleting earlier results")
+    p.add_argument("--scheduler", help='train on a Dask cluster: "local", "tcp://host:8786" or a scheduler '
+                   ".json file (overrides [cluster] scheduler; docs/CLUSTER.md)")
+
+    p = _command(sub, "node", _cmd_node, "start this machine as a cluster node (a Dask worker ready for milo)",
+                 "Join a Dask scheduler as one Dask worker that trains milo's pipelines: `dask worker` with "
+                 "--nworkers 1, --memory-limit 0 and milo's preload (docs/CLUSTER.md). Needs the cluster "
+                 "extra: pip install 'milo_tui[cluster]'.",
+                 ["milo node tcp://head.lab:8786 --nthreads 4", "milo node /shared/scheduler.json"])
+    p.add_argument("scheduler", help='the scheduler\'s address ("tcp://host:8786") or its .json file')
+    p.add_argument("--nthreads", type=int, default=1, help="pipelines trained at once on this node")
+    p.add_argument("--name", help="the node's name on the Dask dashboard")
 
     p = _command(sub, "watch", cmd_watch, "attach to a running or finished project (replay, then follow)",
                  "Replay PROJECT/events.jsonl, then follow it while the run goes on: the TUI on a terminal, "

@@ -137,6 +137,22 @@ def _size(v):
     return parse_size(v)
 
 
+def _scheduler(v):
+    """A Dask scheduler: "local" (a cluster on this machine), an address, or a scheduler JSON file."""
+    v = _str(v).strip()
+    if v == "local" or "://" in v or v.endswith(".json"):
+        return v
+    raise ValueError('must be "local", an address like "tcp://host:8786", or a path to a scheduler .json file')
+
+
+def check_scheduler(value: str) -> str:
+    """`milo run --scheduler VALUE`, checked like [cluster] scheduler."""
+    try:
+        return _scheduler(value)
+    except ValueError as exc:
+        raise BadInputError(f"--scheduler {value!r} {exc}. Nothing was started.") from None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data", "train", None, "training CSV, relative to the project folder (split 80/20: fitting / internal test)", _str),
     Setting("data", "test", None, "generalization CSV: never trained on; the headline metrics come from it", _str),
@@ -163,6 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory", "forecast_horizon", 120.0, "alert when the trend reaches critical or the limit within this many seconds", _float(1, 86400)),
     Setting("memory", "critical_grace", 30.0, "seconds memory may stay critical with nothing training before the run stops safely", _float(0.5, 3600)),
     Setting("memory", "ovr_policy", "skip", "if the OvR phase does not fit in memory: \"skip\" it or \"stop\" the run", _choice("skip", "stop")),
+    Setting("cluster", "scheduler", None, "train on a Dask cluster: \"local\", \"tcp://host:8786\" or a scheduler .json file (docs/CLUSTER.md); none trains on this machine", _optional(_scheduler)),
     Setting("storage", "batch_models", 50, "models per archive batch (one gzip member)", _int(1, 100000)),
     Setting("storage", "batch_bytes", 4_000_000, "uncompressed bytes that also close a batch, e.g. \"4MB\" (extraction decompresses one batch)", _size),
     Setting("storage", "compression_level", 6, "gzip level of the archives (1 fastest, 9 smallest)", _int(1, 9)),

@@ -1,0 +1,250 @@
+"""What runs on a cluster node: milo's own forkserver inside a Dask worker.
+
+Dask places a task on a node; the node trains it exactly as the engine does
+locally: `MiloNode` (a Dask worker plugin) holds a LocalExecutor whose
+forkserver has scikit-learn preloaded, and each task forks one fresh child,
+so memory returns to the OS after every pipeline and the child's peak memory is
+its own. The child writes its models into a private per-task directory; the
+task reads them back as bytes with their sha256 and removes the directory, so
+nothing is left on the node and no shared filesystem is needed.
+
+The data arrives with the plugin, once per node, and is cached on the node's
+disk under its fingerprint; children memory-map it read-only as locally.
+
+Also importable as a Dask preload (`dask worker --preload milo_tui.cluster.node`):
+it then only readies the worker process (see dask_setup).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import psutil
+from distributed import WorkerPlugin, get_worker
+
+from milo_tui.cluster.wire import (PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes, NodeMemory,
+                                   NodeResult, data_fingerprint)
+from milo_tui.engine.executor import PRELOAD, KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind
+from milo_tui.engine.worker import TrainTask
+from milo_tui.memory.limits import resolve_limit
+from milo_tui.memory.sampler import sample_tree
+
+CHILD_PRELOAD = [*PRELOAD, "milo_tui.cluster.child"]
+
+
+def allow_children() -> None:
+    """Let this Dask worker process start processes of its own.
+
+    A nanny starts its worker as a daemonic process (distributed.worker.daemon,
+    True by default) and multiprocessing refuses children to daemons. milo's
+    children are never left behind without that flag: the plugin kills them at
+    teardown, and milo_tui.cluster.child makes them die with their forkserver,
+    which dies with this worker.
+    """
+    current = multiprocessing.current_process()
+    if current.daemon:
+        current._config["daemon"] = False  # the public setter refuses a started process
+
+
+def node_root() -> Path:
+    """This user's private directory on the node (created 0700; refused if anyone else could use it)."""
+    base = Path(os.environ.get("MILO_NODE_DIR") or tempfile.gettempdir())
+    root = base / f"milo-node-{os.getuid()}"
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(root)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{root} is not a private directory of this user (a link, someone else's, or "
+                           "readable by others); remove it or set MILO_NODE_DIR to another place")
+    for sub in ("data", "tasks"):
+        (root / sub).mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def install_data(root: Path, fingerprint: str, arrays: dict[str, bytes]) -> Path:
+    """Write the arrays once under root/data/<fingerprint>/; a copy already there is reused."""
+    target = root / "data" / fingerprint
+    if target.is_dir() and not target.is_symlink():
+        return target
+    if data_fingerprint(arrays) != fingerprint:
+        raise RuntimeError("the data arrived damaged (its fingerprint does not match)")
+    staging = Path(tempfile.mkdtemp(prefix="incoming-", dir=root / "data"))
+    try:
+        for name, data in arrays.items():
+            with open(staging / Path(name).name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        try:
+            staging.rename(target)
+        except OSError:  # another worker on this host installed it first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def remove_orphaned_tasks(root: Path) -> None:
+    """Drop task directories of Dask workers on this host that died mid-task (named task-<pid>-...).
+
+    Directories of live workers (several may share a host) are left alone.
+    """
+    for workdir in (root / "tasks").glob("task-*"):
+        try:
+            pid = int(workdir.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if not psutil.pid_exists(pid) and not workdir.is_symlink():
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+class MiloNode(WorkerPlugin):
+    """Held by each Dask worker for one run: the forkserver, the data, the running children."""
+
+    name = PLUGIN_NAME
+    idempotent = False  # a new run (new data) replaces the previous run's plugin
+
+    def __init__(self, fingerprint: str, arrays: dict[str, bytes], memory_budget: int | None) -> None:
+        self.fingerprint = fingerprint
+        self.arrays = arrays
+        self.memory_budget = memory_budget
+
+    def setup(self, worker) -> None:
+        allow_children()
+        self.worker = worker
+        self.host = socket.gethostname()
+        self.root = node_root()
+        remove_orphaned_tasks(self.root)
+        self.data_dir = install_data(self.root, self.fingerprint, self.arrays)
+        self.arrays = {}  # on disk now; do not hold a second copy in the worker
+        self.limit = resolve_limit(self.memory_budget)
+        self.executor: LocalExecutor[str] = LocalExecutor(preload=CHILD_PRELOAD)
+        self.executor.warm_up(threads_per_worker=1)
+        self._lock = threading.Lock()
+        self._ended: dict[int, Outcome] = {}
+
+    def teardown(self, worker) -> None:
+        self.executor.shutdown()
+
+    # -- one task ------------------------------------------------------------------------------
+    def train(self, task_key: str, task: TrainTask, fingerprint: str) -> NodeResult:
+        if fingerprint != self.fingerprint:
+            return NodeResult(Outcome(OutcomeKind.ERROR, error_type="RuntimeError",
+                                      message="this node holds another run's data"), self.host, None)
+        workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self.root / "tasks"))
+        try:
+            local = self._localize(task, workdir)
+            with self._lock:
+                handle = self.executor.start(local, task_key)
+            self.worker.log_event(STARTED_TOPIC, {"key": task_key, "host": self.host, "pid": handle.pid,
+                                                  "address": self.worker.address})
+            outcome = self._wait_for(handle.task_id)
+            if outcome.kind is not OutcomeKind.OK:
+                return NodeResult(outcome, self.host, handle.pid)
+            return NodeResult(outcome, self.host, handle.pid, models=_read_models(workdir / "models"),
+                              class_results=_read_documents(workdir / "class_results"))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _localize(self, task: TrainTask, workdir: Path) -> TrainTask:
+        """The same task, pointed at this node's data copy and a private output directory."""
+        models, documents = workdir / "models", workdir / "class_results"
+        models.mkdir()
+        documents.mkdir()
+        arrays = {name: str(self.data_dir / Path(path).name) for name, path in task.arrays.items()}
+        return replace(task, arrays=arrays, models_dir=str(models), class_results_dir=str(documents))
+
+    def _wait_for(self, task_id: int) -> Outcome:
+        # One executor serves every Dask thread of this worker: whichever thread holds the lock
+        # collects every outcome that is ready and leaves the others' outcomes for them.
+        while True:
+            with self._lock:
+                if task_id in self._ended:
+                    return self._ended.pop(task_id)
+                for handle, outcome in self.executor.wait(timeout=0.05):
+                    self._ended[handle.task_id] = outcome
+                if task_id in self._ended:
+                    return self._ended.pop(task_id)
+
+    # -- asked by the engine --------------------------------------------------------------------
+    def kill(self, task_key: str, reason: KillReason) -> bool:
+        for handle in self.executor.running():
+            if handle.unit == task_key:
+                self.executor.kill(handle, reason)
+                return True
+        return False
+
+    def memory(self) -> NodeMemory:
+        view = self.executor.resources()
+        roles = {**view.roles(), os.getpid(): "dask-worker"}
+        sample = sample_tree(os.getpid(), roles)
+        by_pid = {p.pid: p.pss for p in sample.processes}
+        children = []
+        for pid, handle in view.workers().items():
+            try:
+                members = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+            except psutil.Error:
+                continue
+            children.append(ChildMemory(handle.unit, pid, sum(by_pid.get(m, 0) for m in members)))
+        return NodeMemory(address=self.worker.address, host=self.host, worker_pid=os.getpid(),
+                          pss=sample.pss, rss=sample.rss, system_available=sample.system_available,
+                          limit=self.limit,
+                          slots=self.worker.state.nthreads, children=tuple(children))
+
+
+def _read_models(directory: Path) -> tuple[ModelBytes, ...]:
+    models = []
+    for path in sorted(directory.glob("*.joblib")):
+        data = path.read_bytes()
+        models.append(ModelBytes(path.stem, data, hashlib.sha256(data).hexdigest()))
+    return tuple(models)
+
+
+def _read_documents(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.json"))}
+
+
+def _plugin() -> MiloNode:
+    plugin = get_worker().plugins.get(PLUGIN_NAME)
+    if plugin is None:
+        raise RuntimeError("milo's node plugin is not installed on this Dask worker")
+    return plugin
+
+
+# -- the functions the engine sends (module level, so they pickle by reference) ----------------
+
+def train_on_node(task_key: str, task: TrainTask, fingerprint: str) -> NodeResult:
+    """A Dask task: train one pipeline in a fresh child of this node's forkserver."""
+    return _plugin().train(task_key, task, fingerprint)
+
+
+async def kill_on_node(task_key: str, kind: str, text: str, dask_worker=None) -> bool:
+    """Run by client.run on every node: kill the child training task_key, if it is here.
+
+    A coroutine, because client.run sends only those without waiting for every node's answer.
+    """
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    return plugin is not None and plugin.kill(task_key, KillReason(KillKind(kind), text))
+
+
+def memory_on_node(dask_worker=None) -> NodeMemory | None:
+    """Run by client.run on every node: its tree's memory now (None before the plugin is set up)."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    return plugin.memory() if plugin is not None else None
+
+
+def dask_setup(worker) -> None:
+    """`dask worker --preload milo_tui.cluster.node`: import scikit-learn and ready the process early."""
+    allow_children()

@@ -1,0 +1,159 @@
+"""Training on a Dask cluster, end to end: the real engine against a LocalCluster of 2 worker processes.
+
+One cluster serves the module (as a lab's cluster serves many runs). Its workers carry
+the worker balloon for knn only (MILO_TEST_BALLOON, engine/worker.py), so the nb and lr
+runs train normally (nb: quick; lr: slow enough to lose its node mid-task) and the knn
+run drives a node's memory into red.
+
+What must survive: the same models and metrics as on one machine; a node lost mid-task
+(its task retried once elsewhere, nothing twice); a runaway child (killed on its node,
+retried, then skipped); a SIGTERM'd engine (resumed, every model once, hash-checked).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import pytest
+
+from milo_tui import events as ev
+from milo_tui.engine.report import read_report
+from milo_tui.launcher import start_engine
+
+from drill_checks import assert_run_consistent
+from engine_helpers import EngineResult, run_engine, small_binary_project, validate_events, write_config
+
+distributed = pytest.importorskip("distributed")
+
+METRICS = ("accuracy", "roc_auc", "avg_sn_sp", "sensitivity", "specificity", "f1", "mcc", "brier_score",
+           "best_params")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    import dask
+
+    node_dir = tmp_path_factory.mktemp("nodes")
+    env = {"MILO_TEST_BALLOON": "knn:1400", "MILO_TEST_BALLOON_SECONDS": "60", "MILO_NODE_DIR": str(node_dir)}
+    # Held for the whole module: a nanny reads `daemon` again when it restarts a lost worker.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+        local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
+                                         dashboard_address=None, env=env)
+        client = distributed.Client(local)
+        try:
+            yield client, node_dir
+        finally:
+            client.close()
+            local.close()
+
+
+def _on_cluster(client) -> dict:
+    return {"MILO_SCHEDULER": client.scheduler.address}
+
+
+def _project(tmp_path, name, algorithms=("nb",), scalers=("std",), workers=2, memory=None):
+    folder = tmp_path / name
+    folder.mkdir()
+    project = small_binary_project(folder, algorithms=list(algorithms), scalers=list(scalers), selectors=["none"])
+    write_config(project, {"run": {"workers": workers}, "memory": {"sample_interval": 0.2, **(memory or {})}})
+    return project
+
+
+def _node_tasks_left(node_dir) -> list:
+    return list((node_dir / f"milo-node-{os.getuid()}" / "tasks").glob("*"))
+
+
+def test_a_cluster_run_gives_the_local_run_s_keys_and_metrics(tmp_path, cluster):
+    client, node_dir = cluster
+    here = _project(tmp_path, "local")
+    there = _project(tmp_path, "cluster")
+    local = run_engine(here)
+    remote = run_engine(there, env=_on_cluster(client))
+    assert local.exit_code == 0 and remote.exit_code == 0, (local.finished, remote.finished)
+    validate_events(remote.events)
+    local_rows = {r["key"]: r for r in read_report(here / "report.csv")}
+    remote_rows = {r["key"]: r for r in read_report(there / "report.csv")}
+    assert sorted(remote_rows) == sorted(local_rows) and len(local_rows) == 4
+    for key, row in local_rows.items():
+        assert {m: remote_rows[key][m] for m in METRICS} == {m: row[m] for m in METRICS}, key
+    assert_run_consistent(there, 4)
+    workers = set(client.run(os.getpid).values())
+    for started in remote.of_type(ev.MODEL_STARTED):  # a child of a Dask worker's forkserver
+        assert started.data["host"] and started.data["worker_pid"] not in workers
+    nodes = [e.data["nodes"] for e in remote.of_type(ev.MEMORY) if e.data.get("nodes")]
+    assert nodes and {n["address"] for n in nodes[-1]} == set(client.run(os.getpid))
+    assert not _node_tasks_left(node_dir), "a node kept a task's private directory"
+
+
+def _dask_worker_of(child_pid: int, workers: set[int]) -> int | None:
+    try:
+        return next(p.pid for p in psutil.Process(child_pid).parents() if p.pid in workers)
+    except (psutil.Error, StopIteration):
+        return None
+
+
+def test_a_node_lost_mid_task_is_retried_elsewhere_and_nothing_is_lost_or_doubled(tmp_path, cluster):
+    client, _ = cluster
+    project = _project(tmp_path, "lost", algorithms=("lr", "nb"))
+    workers = set(client.run(os.getpid).values())
+    engine = start_engine(project, extra_env=_on_cluster(client))
+    result, killed = EngineResult(exit_code=-1), None
+    try:
+        for batch in ev.read_pipe(engine.event_fd):
+            result.events.extend(batch.events)
+            for event in batch.events:
+                if killed is None and event.type == ev.MODEL_STARTED and "__lr__" in event.data["pipeline"]:
+                    killed = _dask_worker_of(event.data["worker_pid"], workers)
+                    os.kill(killed, signal.SIGKILL)  # the whole Dask worker, as a node dying would
+    finally:
+        result.exit_code = engine.popen.wait(timeout=60)
+        engine.close()
+    assert killed, "no model_started named a child of a Dask worker"
+    assert result.exit_code == 0, result.finished
+    lost = [a.data for a in result.of_type(ev.ALERT) if a.data["message"] == "A cluster node was lost"]
+    assert len(lost) == 1
+    assert_run_consistent(project, 8)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it: the next test has two nodes again
+
+
+def test_a_ballooning_task_is_killed_on_its_node_retried_with_one_job_then_skipped(tmp_path, cluster):
+    client, _ = cluster
+    project = _project(tmp_path, "balloon", algorithms=("knn",), scalers=("none",), workers=1,
+                       memory={"memory_budget": "2GB", "warning": 0.3, "critical": 0.5})
+    result = run_engine(project, env=_on_cluster(client))
+    assert result.exit_code == 0, result.finished
+    validate_events(result.events)
+    starts = [e.data["attempt"] for e in result.of_type(ev.MODEL_STARTED)]
+    assert starts == [1, 2]
+    retry = [e.data["message"] for e in result.of_type(ev.LOG) if "retrying once with n_jobs=1" in e.data["message"]]
+    assert len(retry) == 1 and "over its allowance" in retry[0] and "limit of that node" in retry[0]
+    skipped = result.of_type(ev.MODEL_SKIPPED)
+    assert len(skipped) == 1 and "killed twice" in skipped[0].data["reason"]
+    assert result.finished["models_skipped"] == 4 and result.finished["models_completed"] == 0
+    red = [n for e in result.of_type(ev.MEMORY) for n in e.data.get("nodes", []) if n["status"] == "red"]
+    assert red, "no node reported red"
+
+
+def test_sigterm_then_resume_on_the_cluster_gives_every_model_once(tmp_path, cluster):
+    client, node_dir = cluster
+    project = _project(tmp_path, "resume", scalers=("none", "minmax", "std"), workers=1)  # three nb pipelines
+    engine = start_engine(project, extra_env=_on_cluster(client))
+    first, stopped = EngineResult(exit_code=-1), False
+    try:
+        for batch in ev.read_pipe(engine.event_fd):
+            first.events.extend(batch.events)
+            if first.of_type(ev.MODEL_FINISHED) and not stopped:
+                engine.popen.send_signal(signal.SIGTERM)
+                stopped = True
+    finally:
+        first.exit_code = engine.popen.wait(timeout=60)
+        engine.close()
+    assert first.finished["status"] == "interrupted", first.finished
+    done_before = {e.data["key"] for e in first.of_type(ev.MODEL_FINISHED)}
+    resumed = run_engine(project, resume=True, env=_on_cluster(client))
+    assert resumed.exit_code == 0, resumed.finished
+    assert not done_before & {e.data["key"] for e in resumed.of_type(ev.MODEL_FINISHED)}
+    assert_run_consistent(project, 12)
+    assert not _node_tasks_left(node_dir)
