@@ -28,8 +28,10 @@ def make_executor(config, scheduler: str | None):
         from milo_tui.engine.executor import LocalExecutor
 
         return LocalExecutor()
-    from milo_tui.cluster.executor import DaskExecutor
+    from milo_tui.cluster.executor import DaskExecutor, require_cluster_extra
     from milo_tui.memory.status import Thresholds
+
+    require_cluster_extra()
 
     memory = config.memory
     return DaskExecutor(scheduler, memory_budget=memory["memory_budget"],

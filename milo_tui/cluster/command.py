@@ -34,17 +34,14 @@ def node_environment() -> dict[str, str]:
 
 
 def cmd_node(args) -> int:
-    from milo_tui.cluster.executor import cluster_missing
+    from milo_tui.cluster.executor import require_cluster_extra
 
     if args.scheduler == "local":
         raise BadInputError('`milo node` joins a running scheduler: give its address ("tcp://host:8786") or '
                             'its scheduler .json file. "local" needs no nodes: `milo run --scheduler local`.')
     if args.nthreads < 1:
         raise BadInputError(f"--nthreads must be at least 1 (pipelines trained at once here), not {args.nthreads}.")
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise cluster_missing() from None
+    require_cluster_extra()
     command = node_command(args.scheduler, nthreads=args.nthreads, name=args.name)
     print("milo node: " + " ".join(command[1:]), file=sys.stderr, flush=True)
     os.execve(command[0], command, node_environment())

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import os
 import queue
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +58,13 @@ class _NodeState:
     seen: float = field(default_factory=time.monotonic)
 
 
+def require_cluster_extra() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise cluster_missing() from None
+
+
 def cluster_missing() -> BadInputError:
     return BadInputError(
         "A Dask scheduler is configured ([cluster] scheduler or --scheduler), but dask and distributed "
@@ -72,10 +78,7 @@ class DaskExecutor(Generic[U]):
     def __init__(self, scheduler: str, *, memory_budget: int | None, thresholds: Thresholds,
                  critical_grace: float, forecast_horizon: float, sample_interval: float,
                  local_workers: int = 2) -> None:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise cluster_missing() from None
+        require_cluster_extra()
         self.scheduler = scheduler
         self.memory_budget = memory_budget
         self.thresholds = thresholds

@@ -1,0 +1,131 @@
+"""The cluster's parts that need no cluster: settings, the node command, data and model transfer checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from milo_tui import config as cfg
+from milo_tui.cluster import make_executor, scheduler_for
+from milo_tui.cluster.command import node_command
+from milo_tui.cluster.wire import ModelBytes, data_fingerprint
+from milo_tui.errors import BadInputError
+
+
+@pytest.mark.parametrize("value", ["local", "tcp://10.0.0.5:8786", "tls://head:8786", "/shared/scheduler.json"])
+def test_scheduler_setting_accepts_local_an_address_or_a_scheduler_file(value):
+    assert cfg.check_scheduler(value) == value
+
+
+@pytest.mark.parametrize("value", ["head:8786", "yes"])
+def test_scheduler_setting_refuses_anything_else_with_what_is_allowed(value):
+    with pytest.raises(BadInputError, match="tcp://host:8786"):
+        cfg.check_scheduler(value)
+
+
+def test_the_command_line_wins_over_the_environment_over_milo_toml(monkeypatch):
+    monkeypatch.delenv("MILO_SCHEDULER", raising=False)
+    assert scheduler_for(None) is None
+    assert scheduler_for("tcp://a:1") == "tcp://a:1"
+    monkeypatch.setenv("MILO_SCHEDULER", "local")
+    assert scheduler_for("tcp://a:1") == "local"
+    assert scheduler_for("tcp://a:1", "tcp://b:2") == "tcp://b:2"
+
+
+def test_without_the_cluster_extra_a_scheduler_is_refused_with_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(BadInputError, match=r"pip install 'milo_tui\[cluster\]'"):
+        make_executor(None, "tcp://head:8786")
+
+
+def test_no_scheduler_means_the_local_executor_and_no_dask_import(monkeypatch):
+    from milo_tui.engine.executor import LocalExecutor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert isinstance(make_executor(None, None), LocalExecutor)
+
+
+def test_a_node_is_one_dask_worker_without_a_memory_limit_and_with_milo_preloaded():
+    command = node_command("tcp://head:8786", nthreads=3, name="gpu1")
+    assert command[1:3] == ["-m", "distributed.cli.dask_worker"]
+    joined = " ".join(command)
+    for part in ("tcp://head:8786", "--nworkers 1", "--nthreads 3", "--memory-limit 0",
+                 "--preload milo_tui.cluster.node", "--name gpu1"):
+        assert part in joined
+    assert "--scheduler-file /s/sched.json" in " ".join(node_command("/s/sched.json", nthreads=1))
+
+
+def test_data_fingerprint_changes_with_any_byte_or_name():
+    base = {"X_fit.npy": b"abc", "y_fit.npy": b"de"}
+    assert data_fingerprint(base) == data_fingerprint(dict(reversed(base.items())))
+    assert data_fingerprint(base) != data_fingerprint({"X_fit.npy": b"abd", "y_fit.npy": b"de"})
+    assert data_fingerprint(base) != data_fingerprint({"X_fit.npy": b"ab", "y_fit.npy": b"cde"})
+
+
+def test_a_model_damaged_in_transfer_fails_its_hash_check():
+    import hashlib
+
+    data = b"model bytes"
+    assert ModelBytes("k", data, hashlib.sha256(data).hexdigest()).intact()
+    assert not ModelBytes("k", data + b"!", hashlib.sha256(data).hexdigest()).intact()
+
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_node_data_is_installed_once_and_checked(tmp_path, monkeypatch):
+    from milo_tui.cluster.node import install_data, node_root
+
+    monkeypatch.setenv("MILO_NODE_DIR", str(tmp_path))
+    root = node_root()
+    arrays = {"X_fit.npy": b"123", "y_fit.npy": b"4"}
+    fingerprint = data_fingerprint(arrays)
+    target = install_data(root, fingerprint, arrays)
+    assert (target / "X_fit.npy").read_bytes() == b"123"
+    assert install_data(root, fingerprint, {}) == target  # cached: nothing sent is needed again
+    with pytest.raises(RuntimeError, match="damaged"):
+        install_data(root, data_fingerprint({"a": b"1"}), arrays)
+    assert [p.name for p in (root / "data").iterdir()] == [fingerprint]  # no staging left behind
+
+
+def test_a_node_directory_that_is_a_link_or_open_to_others_is_refused(tmp_path, monkeypatch):
+    from milo_tui.cluster.node import node_root
+
+    monkeypatch.setenv("MILO_NODE_DIR", str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.symlink(elsewhere, tmp_path / f"milo-node-{os.getuid()}")
+    with pytest.raises(RuntimeError, match="not a private directory"):
+        node_root()
+    (tmp_path / f"milo-node-{os.getuid()}").unlink()
+    Path(tmp_path / f"milo-node-{os.getuid()}").mkdir(mode=0o755)
+    os.chmod(tmp_path / f"milo-node-{os.getuid()}", 0o755)
+    with pytest.raises(RuntimeError, match="not a private directory"):
+        node_root()
+
+
+def test_task_directories_of_dead_workers_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    from milo_tui.cluster.node import node_root, remove_orphaned_tasks
+
+    monkeypatch.setenv("MILO_NODE_DIR", str(tmp_path))
+    root = node_root()
+    live = root / "tasks" / f"task-{os.getpid()}-abc"
+    dead = root / "tasks" / "task-999999999-abc"
+    live.mkdir()
+    dead.mkdir()
+    remove_orphaned_tasks(root)
+    assert live.exists() and not dead.exists()
+
+
+def test_milo_node_and_run_refuse_a_bad_scheduler_with_one_paragraph(capsys):
+    from milo_tui.cli import main
+    from milo_tui.errors import EXIT_BAD_INPUT
+
+    assert main(["node", "local"]) == EXIT_BAD_INPUT
+    assert "joins a running scheduler" in capsys.readouterr().err
+    assert main(["run", "nowhere", "--scheduler", "head:8786"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "tcp://host:8786" in err and "Traceback" not in err
