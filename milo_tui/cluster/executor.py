@@ -357,14 +357,23 @@ def _connect(client_class, scheduler: str):
             "alone by removing the scheduler setting.") from None
 
 
+# Beyond what Dask compares itself (python, dask, distributed, numpy, pandas, ...): a model is
+# trained on a node and loaded on the engine's machine, so these must match too.
+CHECKED_PACKAGES = ["sklearn", "joblib", "scipy", "milo_tui"]
+
+
 def _check_versions(client) -> None:
-    try:
-        client.get_versions(check=True)
-    except ValueError as exc:
+    """Refuse a cluster whose machines run different versions (Dask's own check=True only warns)."""
+    from distributed.versions import error_message
+
+    versions = client.get_versions(packages=CHECKED_PACKAGES)
+    mismatch = error_message(versions["scheduler"], versions["workers"], versions["client"])["warning"]
+    if mismatch:
         client.close()
         raise BadInputError(
-            f"The cluster's nodes run different versions of the packages milo needs:\n{exc}\nNothing was "
-            "changed. Install the same versions everywhere (docs/CLUSTER.md, 'Version checks').") from None
+            f"The cluster's machines run different versions of the packages milo needs.\n{mismatch}\n"
+            "Nothing was changed. Install the same versions on the engine's machine and every node "
+            "(docs/CLUSTER.md, 'Version checks').")
 
 
 def _exception_of(future) -> BaseException | None:

@@ -129,3 +129,28 @@ def test_milo_node_and_run_refuse_a_bad_scheduler_with_one_paragraph(capsys):
     assert main(["run", "nowhere", "--scheduler", "head:8786"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "tcp://host:8786" in err and "Traceback" not in err
+
+
+class _FakeClient:
+    def __init__(self, worker_sklearn: str) -> None:
+        self.worker_sklearn = worker_sklearn
+        self.closed = False
+
+    def get_versions(self, packages):
+        mine = {"python": "3.11.7", "dask": "2026.8.0", "distributed": "2026.8.0", "sklearn": "1.9.0"}
+        node = {**mine, "sklearn": self.worker_sklearn}
+        return {"scheduler": {"packages": mine}, "client": {"packages": mine},
+                "workers": {"tcp://n1:1": {"packages": node}}}
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_node_with_another_scikit_learn_refuses_the_run_with_the_table():
+    from milo_tui.cluster.executor import _check_versions
+
+    _check_versions(_FakeClient("1.9.0"))  # all alike: accepted
+    client = _FakeClient("1.8.1")
+    with pytest.raises(BadInputError, match="different versions") as refused:
+        _check_versions(client)
+    assert "1.8.1" in str(refused.value) and "sklearn" in str(refused.value) and client.closed
