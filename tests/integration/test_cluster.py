@@ -23,7 +23,8 @@ from milo_tui.engine.report import read_report
 from milo_tui.launcher import start_engine
 
 from drill_checks import assert_run_consistent
-from engine_helpers import EngineResult, run_engine, small_binary_project, validate_events, write_config
+from engine_helpers import (EngineResult, run_engine, small_binary_project, validate_events, wait_for,
+                            write_config)
 
 distributed = pytest.importorskip("distributed")
 
@@ -94,23 +95,32 @@ def _dask_worker_of(child_pid: int, workers: set[int]) -> int | None:
         return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_a_node_lost_mid_task_is_retried_elsewhere_and_nothing_is_lost_or_doubled(tmp_path, cluster):
     client, _ = cluster
     project = _project(tmp_path, "lost", algorithms=("lr", "nb"))
     workers = set(client.run(os.getpid).values())
     engine = start_engine(project, extra_env=_on_cluster(client))
-    result, killed = EngineResult(exit_code=-1), None
+    result, killed, child = EngineResult(exit_code=-1), None, None
     try:
         for batch in ev.read_pipe(engine.event_fd):
             result.events.extend(batch.events)
             for event in batch.events:
                 if killed is None and event.type == ev.MODEL_STARTED and "__lr__" in event.data["pipeline"]:
-                    killed = _dask_worker_of(event.data["worker_pid"], workers)
+                    child = event.data["worker_pid"]
+                    killed = _dask_worker_of(child, workers)
                     os.kill(killed, signal.SIGKILL)  # the whole Dask worker, as a node dying would
     finally:
         result.exit_code = engine.popen.wait(timeout=60)
         engine.close()
     assert killed, "no model_started named a child of a Dask worker"
+    assert wait_for(lambda: not _alive(child), timeout=10), "the lost worker's child trains on as an orphan"
     assert result.exit_code == 0, result.finished
     lost = [a.data for a in result.of_type(ev.ALERT) if a.data["message"] == "A cluster node was lost"]
     assert len(lost) == 1
