@@ -248,9 +248,12 @@ class Run:
         remaining = self.estimator.remaining_peak(
             [(u.spec.algorithm, u.spec.selector, u.spec.searcher) for u in self.pending], self.config.run["workers"])
         forecast = getattr(self.governor, "forecast", None)
-        self.emit(ev.MEMORY, **memory_event(sample, self.limit, self.governor.status, self.governor.peak,
-                                             forecast, self.completed, self.total, remaining,
-                                             used=effective_used(sample, self.limit)))
+        data = memory_event(sample, self.limit, self.governor.status, self.governor.peak, forecast,
+                            self.completed, self.total, remaining, used=effective_used(sample, self.limit))
+        nodes = getattr(self.executor, "nodes", None)  # a cluster executor: one governor per node
+        if nodes is not None:
+            data["nodes"] = nodes()
+        self.emit(ev.MEMORY, **data)
 
     def _on_batch(self, batch) -> None:
         """Every batch appended to an archive: say so, with the storage statistics it changed."""
@@ -450,7 +453,7 @@ class Run:
                          attempt=unit.attempt, **self.template)
         handle = self.executor.start(task, unit)
         self.emit(ev.MODEL_STARTED, pipeline=unit.spec.name, phase=unit.phase, class_index=unit.class_index,
-                  worker_pid=handle.pid, estimate_bytes=unit.estimate, completed=self.completed,
+                  worker_pid=handle.pid, host=handle.host, estimate_bytes=unit.estimate, completed=self.completed,
                   total=self.total, keys=unit.keys, attempt=unit.attempt)
         return True
 
@@ -521,6 +524,9 @@ class Run:
                   class_index=unit.class_index, reason=reason, completed=self.completed, total=self.total)
 
     def _handle_actions(self) -> None:
+        # A cluster executor's node governors decide too (alerts naming the node, a safe stop).
+        for action in getattr(self.executor, "drain_actions", list)():
+            self.actions.put(("action", action))
         while True:
             try:
                 kind, item = self.actions.get_nowait()
@@ -558,7 +564,8 @@ class Run:
         """Red: kill the largest worker once the tree passes the kill line."""
         by_pid = {p.pid: p.pss for p in sample.processes}
         trees: dict[int, int] = {}
-        handles = self.executor.resources().workers()
+        host = socket.gethostname()  # pids are per machine: a cluster node's workers are its own governor's
+        handles = {pid: h for pid, h in self.executor.resources().workers().items() if h.host == host}
         for pid in handles:
             try:
                 members = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
