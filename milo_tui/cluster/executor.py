@@ -39,7 +39,7 @@ from milo_tui.memory.status import Thresholds
 from milo_tui.project import atomic_write_bytes
 
 LOCAL = "local"
-START_CONFIRM_SECONDS = 2.0  # how long start() waits for the node to name the child's host and pid
+START_CONFIRM_SECONDS = 10.0  # start() waits this long for the node to name host and pid
 
 
 @dataclass(eq=False)

@@ -125,7 +125,6 @@ def test_a_node_lost_mid_task_is_retried_elsewhere_and_nothing_is_lost_or_double
     lost = [a.data for a in result.of_type(ev.ALERT) if a.data["message"] == "A cluster node was lost"]
     assert len(lost) == 1
     assert_run_consistent(project, 8)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it: the next test has two nodes again
 
 
 def test_a_ballooning_task_is_killed_on_its_node_retried_with_one_job_then_skipped(tmp_path, cluster):
