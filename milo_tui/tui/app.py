@@ -24,6 +24,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input
+from textual.worker import Worker, WorkerState
 
 from milo_tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MiloError
 from milo_tui.launcher import EngineProcess, log_tail, start_engine
@@ -229,13 +230,30 @@ class MiloApp(App[int]):
             self.exit(self.result_code())
 
     # ----- project files -------------------------------------------------------
-    @work(thread=True, group="files")
+    @work(thread=True, group="files", exit_on_error=False)
     def load_project_files(self, initial: bool) -> None:
         if initial and self.mode == "run" and not self.resume:
             return  # a fresh run: the old report (if --force) is about to be replaced
-        rows = project_files.read_report_rows(self.paths)
+        try:
+            rows = project_files.read_report_rows(self.paths)
+        except project_files.ProjectFileError as exc:
+            self.call_from_thread(self.report_problem, "The report could not be read", str(exc))
+            rows = []
         metadata = project_files.read_metadata(self.paths)
         self.call_from_thread(self._merge_project_files, rows, metadata)
+
+    def report_problem(self, title: str, detail: str) -> None:
+        """A problem the user must know about but that stops nothing: a notification and the event log."""
+        self.notify(f"{title}.\n{detail}", severity="error", timeout=20)
+        self.state.note(self.clock(), "error", title, detail)
+        self.refresh_tick(force_all=True)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers never close the app (exit_on_error=False): an unexpected failure is shown instead."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.report_problem(f"Background task '{event.worker.group}' failed",
+                                f"{type(error).__name__}: {error}. The rest of the app goes on.")
 
     def _merge_project_files(self, rows: list[ModelRow], metadata: dict) -> None:
         thresholds = project_files.thresholds_from_metadata(metadata)
@@ -247,7 +265,7 @@ class MiloApp(App[int]):
         if not self.state.storage and (rows or metadata):
             self.load_storage_stats()
 
-    @work(thread=True, group="storage")
+    @work(thread=True, group="storage", exit_on_error=False)
     def load_storage_stats(self) -> None:
         """Fill the storage panel from the archives on disk (ModelStore.stats walks them: not on the UI thread)."""
         store = self.get_store()
@@ -275,7 +293,7 @@ class MiloApp(App[int]):
                     self._store_error = f"The model store cannot be opened: {exc}"
             return self._store
 
-    @work(thread=True, group="extract")
+    @work(thread=True, group="extract", exit_on_error=False)
     def extract_for(self, screen: DetailScreen) -> None:
         """Extract the screen's model off the UI thread, then hand the details to the screen."""
         store = self.get_store()
@@ -373,7 +391,7 @@ class MiloApp(App[int]):
             path, bundle = choice
             self.export_model(row, Path(path).expanduser(), bundle)
 
-    @work(thread=True, group="export")
+    @work(thread=True, group="export", exit_on_error=False)
     def export_model(self, row: ModelRow, dest: Path, bundle: bool) -> None:
         if not dest.is_absolute():
             dest = Path.cwd() / dest

@@ -17,14 +17,26 @@ from milo_tui.runstate import METRIC_NAMES, ModelRow, _int_or_none, _number, spl
 csv.field_size_limit(1 << 24)  # best_params cells can be long
 
 
+class ProjectFileError(Exception):
+    """A project file exists but cannot be read; the message says which and what still works."""
+
+
 def read_report_rows(paths: ProjectPaths) -> list[ModelRow]:
-    """Every row of report.csv as a ModelRow; [] when there is no report yet."""
+    """Every row of report.csv as a ModelRow; [] when there is no report yet.
+
+    Raises ProjectFileError when the file is there but unreadable (permissions,
+    not UTF-8, not CSV): the caller shows it and goes on with the journal's rows.
+    """
     try:
-        handle = open(paths.report, newline="", encoding="utf-8")
+        with open(paths.report, newline="", encoding="utf-8") as handle:
+            return [row for row in (report_row_to_model(r) for r in csv.DictReader(handle)) if row is not None]
     except FileNotFoundError:
         return []
-    with handle:
-        return [row for row in (report_row_to_model(r) for r in csv.DictReader(handle)) if row is not None]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ProjectFileError(
+            f"{paths.report} cannot be read ({type(exc).__name__}: {exc}). The models shown come from the "
+            f"event journal (without confidence intervals); the saved models in the archives are untouched."
+        ) from None
 
 
 def report_row_to_model(record: dict[str, str]) -> ModelRow | None:

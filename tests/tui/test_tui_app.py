@@ -265,6 +265,38 @@ async def test_wide_terminals_show_the_panes_together_and_narrow_ones_tabs(finis
 
 
 @sync
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage\x81", b"not,a,report\n1,2,3\n"])
+async def test_a_bad_report_csv_is_reported_and_the_app_goes_on(finished, content):
+    """What must survive: the app, and the models the journal knows about."""
+    finished.report.write_bytes(content)
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await settle(pilot, app)
+        if content.startswith(b"\xff"):
+            assert any("report could not be read" in e.message for e in app.state.log)
+        assert app.is_running and app.return_value is None
+        await pilot.press("2")
+        assert len(table_row_ids(app)) == 30
+
+
+@sync
+async def test_an_unexpected_worker_failure_is_shown_not_fatal(finished, monkeypatch):
+    from milo_tui.tui import project_files
+
+    def broken(paths):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(project_files, "read_metadata", broken)
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: any("disk on fire" in e.detail for e in app.state.log))
+        assert app.is_running
+        await pilot.press("2")  # still answering keys
+        assert app.main_screen.active_tab == "models"
+
+
+@sync
 async def test_help_and_palette_offer_every_action(finished):
     app = watch_app(finished)
     async with app.run_test(size=(80, 24)) as pilot:

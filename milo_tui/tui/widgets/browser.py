@@ -12,6 +12,7 @@ typing) rebuilds the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from rich.markup import escape
@@ -19,6 +20,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import var
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
@@ -147,14 +149,15 @@ class ModelBrowser(Vertical):
             super().__init__()
             self.row = row
 
+    # UI-local state; each change is applied by its watch_ method (sort: one sort; filters: a rebuild).
+    sort: var[tuple[str, bool]] = var((BEST, True), init=False)  # (column key or BEST, descending)
+    phase_filter: var[str] = var("all", init=False)
+    class_filter: var[str | None] = var(None, init=False)
+    text_filter: var[str] = var("", init=False)
+
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(**kwargs)
         self.state = state
-        self.sort_column = BEST
-        self.sort_descending = True
-        self.phase_filter = "all"
-        self.class_filter: str | None = None
-        self.text_filter = ""
         self.shown: set[str] = set()
         self._debounce: Timer | None = None
         self._cell_cache: dict[str, tuple[ModelRow, list[Any]]] = {}
@@ -302,19 +305,39 @@ class ModelBrowser(Vertical):
                 f"phase {self.phase_filter} · class {class_text}")
         self.query_one("#browser-info", Static).update(Text(info))
 
-    # ----- actions -----------------------------------------------------------
-    def sort_by(self, column_key: str, descending: bool | None = None) -> None:
-        if column_key == BEST:
-            self.sort_column, self.sort_descending = BEST, True
-        else:
-            column = COLUMN_BY_KEY[column_key]
-            if descending is None:
-                descending = (not self.sort_descending) if self.sort_column == column_key else column.descending_first
-            self.sort_column, self.sort_descending = column_key, descending
+    # ----- state and its watchers ---------------------------------------------
+    @property
+    def sort_column(self) -> str:
+        return self.sort[0]
+
+    @property
+    def sort_descending(self) -> bool:
+        return self.sort[1]
+
+    def watch_sort(self) -> None:
         keep = self.highlighted_row_id()
         self._sort_all()
         self._restore_cursor(keep)
         self.update_info()
+
+    def watch_phase_filter(self) -> None:
+        self.rebuild()
+
+    def watch_class_filter(self) -> None:
+        self.rebuild()
+
+    def watch_text_filter(self) -> None:
+        self.rebuild()
+
+    # ----- actions -----------------------------------------------------------
+    def sort_by(self, column_key: str, descending: bool | None = None) -> None:
+        if column_key == BEST:
+            self.sort = (BEST, True)
+            return
+        column = COLUMN_BY_KEY[column_key]
+        if descending is None:
+            descending = (not self.sort_descending) if self.sort_column == column_key else column.descending_first
+        self.sort = (column_key, descending)
 
     def sort_by_cursor_column(self) -> None:
         """Sort by the column under the cursor (press again to reverse)."""
@@ -330,7 +353,6 @@ class ModelBrowser(Vertical):
 
     def set_phase_filter(self, phase: str) -> None:
         self.phase_filter = phase
-        self.rebuild()
 
     def cycle_phase_filter(self) -> None:
         position = PHASE_FILTERS.index(self.phase_filter)
@@ -341,7 +363,6 @@ class ModelBrowser(Vertical):
         options: list[str | None] = [None, *labels]
         position = options.index(self.class_filter) if self.class_filter in options else 0
         self.class_filter = options[(position + 1) % len(options)]
-        self.rebuild()
 
     def class_choices(self) -> list[str]:
         if self.state.class_labels:
@@ -350,14 +371,14 @@ class ModelBrowser(Vertical):
         return sorted(seen)
 
     def set_text_filter(self, text: str, immediate: bool = False) -> None:
-        self.text_filter = text.strip()
+        """Filter by words; while typing, applied once the keys pause (FILTER_DEBOUNCE)."""
         if self._debounce is not None:
             self._debounce.stop()
             self._debounce = None
         if immediate:
-            self.rebuild()
+            self.text_filter = text.strip()
         else:
-            self._debounce = self.set_timer(FILTER_DEBOUNCE, self.rebuild)
+            self._debounce = self.set_timer(FILTER_DEBOUNCE, partial(self.set_text_filter, text, True))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "browser-filter":
