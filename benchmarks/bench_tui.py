@@ -147,13 +147,60 @@ async def bench_lag(models: int, rate: float, refresh_seconds: float) -> dict[st
     }
 
 
+async def bench_first_open(project: Path, warm: bool, look_seconds: float) -> list[float]:
+    """Seconds to open (extract, verify, unpickle) the first three models, in a fresh process.
+
+    The user looks at the dashboard for `look_seconds` before pressing x, with
+    or without the background warm-up of scikit-learn's imports.
+    """
+    from milo_tui.tui.screens.detail import DetailScreen
+
+    app = MiloApp(project, "watch", warm_imports=warm)
+    times: list[float] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        while len(app.state.models) == 0:
+            await pilot.pause(0.05)
+        await pilot.pause(look_seconds)
+        await pilot.press("2")
+        for _ in range(3):
+            await pilot.press("x")
+            while not (isinstance(app.screen, DetailScreen) and app.screen.details is not None):
+                await pilot.pause(0.01)
+            times.append(app.screen.details.seconds)
+            await pilot.press("escape", "down")
+    return times
+
+
+def first_open_in_fresh_processes(project: Path, look_seconds: float) -> None:
+    import json
+    import subprocess
+
+    print(f"\nFirst model opened after start ({project}, user looks {look_seconds:.0f} s at the dashboard first), "
+          f"each variant in a fresh interpreter:")
+    for warm in (False, True):
+        code = (f"import asyncio, json, sys; sys.path[:0] = {[str(ROOT), str(ROOT / 'benchmarks')]!r}; "
+                f"import bench_tui; from pathlib import Path; "
+                f"print(json.dumps(asyncio.run(bench_tui.bench_first_open(Path({str(project)!r}), {warm}, "
+                f"{look_seconds}))))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        first, second, third = json.loads(out.stdout.strip().splitlines()[-1])
+        label = "with warm-up" if warm else "no warm-up"
+        print(f"  {label:<14} 1st {first * 1000:7.1f} ms   2nd {second * 1000:7.1f} ms   3rd {third * 1000:7.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--models", type=int, default=3_000, help="models of the lag run (~3 events each)")
     parser.add_argument("--rate", type=float, default=2_000.0, help="events per second of the lag run")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--first-open", type=Path, metavar="PROJECT",
+                        help="only measure the first model opened after start, on this trained project")
+    parser.add_argument("--look", type=float, default=3.0, help="seconds before the first open (--first-open)")
     args = parser.parse_args()
+    if args.first_open:
+        first_open_in_fresh_processes(args.first_open, args.look)
+        return
 
     if not args.skip_browser:
         browser = asyncio.run(bench_browser(args.rows))

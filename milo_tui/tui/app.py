@@ -31,7 +31,7 @@ from milo_tui.launcher import EngineProcess, log_tail, start_engine
 from milo_tui.project import ProjectPaths
 from milo_tui.tui import project_files
 from milo_tui.tui.commands import MiloCommands
-from milo_tui.tui.extraction import ModelStoreLike, gather_details
+from milo_tui.tui.extraction import ModelStoreLike, gather_details, warm_model_imports
 from milo_tui.tui.keymap import MAIN_KEYS
 from milo_tui.tui.screens.detail import DetailScreen
 from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
@@ -77,7 +77,8 @@ class MiloApp(App[int]):
                  store_factory: StoreFactory | None = None, engine_starter: EngineStarter = start_engine,
                  clock: Callable[[], float] = time.time, refresh_seconds: float = REFRESH_SECONDS,
                  theme_dirs: list[Path] | None = None,
-                 perf_clock: Callable[[], float] = time.perf_counter, record_lag: bool = False) -> None:
+                 perf_clock: Callable[[], float] = time.perf_counter, record_lag: bool = False,
+                 warm_imports: bool = True) -> None:
         super().__init__()
         self.paths = ProjectPaths.of(project)
         self.mode: Mode = mode
@@ -103,6 +104,8 @@ class MiloApp(App[int]):
         self._seen_final = False
         self.detached = False
         self.stopping = False
+        self.warm_imports = warm_imports
+        self.warm_up_seconds: float | None = None
         # Benchmarks: seconds from each event's ts to the repaint that showed it (bounded).
         self.lag_samples: deque[float] | None = deque(maxlen=LAG_SAMPLES) if record_lag else None
 
@@ -133,6 +136,14 @@ class MiloApp(App[int]):
             self.set_interval(LIVENESS_SECONDS, self._check_watched_engine)
         self.set_interval(self.refresh_seconds, self.refresh_tick)
         self.refresh_tick()
+        if self.warm_imports:
+            self.warm_up()
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def warm_up(self) -> None:
+        """Open the store and import scikit-learn now, so the first model opens as fast as the rest."""
+        self.get_store()
+        self.warm_up_seconds = warm_model_imports()
 
     def _start_engine(self) -> None:
         try:
