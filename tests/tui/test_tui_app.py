@@ -169,7 +169,7 @@ async def test_extraction_does_not_block_the_ui(finished):
     store = FakeStore(finished.root, delay=4.0)
     store.open_model("warm-up")  # import sklearn now: only the extraction's wait is measured
     store.opened.clear()
-    app = watch_app(finished, store=store)
+    app = watch_app(finished, store=store, warm_imports=False)  # no import warm-up competing for the GIL
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: len(app.state.models) == 30)
         await pilot.press("2", "x")

@@ -190,9 +190,10 @@ def test_thresholds_line_names_what_they_are_held_against():
     from milo_tui.tui.widgets.memory import thresholds_line
 
     state = RunState()
-    state.memory = {"used_basis": "milo", "limit_source": "budget"}
+    assert "waiting" in thresholds_line(state)
+    state.memory = {"used_bytes": 1, "used_basis": "milo", "limit_source": "budget"}
     assert "milo's tree" in thresholds_line(state) and "budget" in thresholds_line(state)
-    state.memory = {"used_basis": "machine", "limit_source": "physical"}
+    state.memory = {"used_bytes": 1, "used_basis": "machine", "limit_source": "physical"}
     assert "available" in thresholds_line(state) and "short" in thresholds_line(state)
 
 

@@ -19,7 +19,12 @@ SUMMARY_LINES = 6
 def thresholds_line(state: RunState) -> str:
     """Which usage the warning/critical thresholds are held against, and why (shortest words first)."""
     source = state.memory.get("limit_source") or "limit"
-    if state.memory.get("used_basis") == "machine":
+    basis = state.memory.get("used_basis")
+    if "used_bytes" not in state.memory:
+        return "Thresholds: waiting for the first memory sample"
+    if basis is None:  # a journal written before the engine said which
+        return f"Thresholds on the used figure above, against the {source} limit"
+    if basis == "machine":
         return (f"Thresholds on {source} − available: the machine is short, others' use counts "
                 f"(milo's tree alone would leave more room)")
     return f"Thresholds on milo's tree: its PSS against the {source} limit (others have room left)"
