@@ -320,8 +320,7 @@ class MiloApp(App[int]):
         """Show a pane: the tab of a narrow screen; on a wide one all are shown, so focus it."""
         if self.screen is not self.main_screen:
             return
-        self.main_screen.active_tab = tab
-        self.refresh_tick(force_all=True)
+        self.main_screen.active_tab = tab  # its watcher shows the pane and brings it up to date
         if tab == "models" and focus_table:
             self.browser.table.focus()
         elif tab == "events" and self.main_screen.shows("events"):

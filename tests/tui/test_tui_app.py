@@ -166,7 +166,7 @@ async def test_extraction_failure_is_shown_not_fatal(finished):
 
 @sync
 async def test_extraction_does_not_block_the_ui(finished):
-    store = FakeStore(finished.root, delay=4.0)
+    store = FakeStore(finished.root, delay=8.0)  # room for the keys below on a loaded 2-core machine
     store.open_model("warm-up")  # import sklearn now: only the extraction's wait is measured
     store.opened.clear()
     app = watch_app(finished, store=store, warm_imports=False)  # no import warm-up competing for the GIL

@@ -105,6 +105,7 @@ class MainScreen(Screen[None]):
 
     def watch_active_tab(self, tab: str) -> None:
         self._show_tab(tab)
+        self.refresh_from_state()  # the pane just shown catches up (only the visible ones repaint)
 
     def _show_tab(self, tab: str) -> None:
         for name, _ in TABS:
@@ -117,7 +118,6 @@ class MainScreen(Screen[None]):
         event.stop()
         if event.tab is not None and event.tab.id:
             self.active_tab = event.tab.id.removeprefix("tab-")
-        self.app.refresh_tick(force_all=True)  # type: ignore[attr-defined]
 
     def shows(self, pane: str) -> bool:
         """Whether a pane is on screen now (wide: all but the events pane when short)."""
