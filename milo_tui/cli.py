@@ -229,6 +229,10 @@ def cmd_run(args) -> int:
     # Checked here too (the engine checks again) so a typo in the path or in milo.toml is one
     # paragraph on stderr before anything starts, and no PROJECT/.milo appears for a mistyped path.
     cfg.load(project)
+    from milo_tui.project import ProjectPaths
+    from milo_tui.projectlock import refuse_if_busy
+
+    refuse_if_busy(ProjectPaths.of(project))  # the engine takes the lock itself, atomically; this answers sooner
     headless = args.headless or not sys.stdout.isatty()
     if headless:
         return run_headless(project, resume=args.resume, force=args.force)
