@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -371,13 +372,24 @@ def follow_journal(path: Path, stop: threading.Event, poll: float = 0.2,
             handle.close()
 
 
-def read_pipe(fd: int, chunk: int = 1 << 16) -> Iterator[DecodedLines]:
-    """Read events from the engine's pipe until it closes (the engine exited)."""
+def read_pipe(fd: int, chunk: int = 1 << 16, *, stop: threading.Event | None = None,
+              poll: float = 0.2) -> Iterator[DecodedLines]:
+    """Read events from the engine's pipe until it closes (the engine exited).
+
+    With `stop`, waits at most `poll` seconds at a time and returns early once
+    `stop` is set, so a reader thread can be told to let go of the pipe before
+    its fd is closed (closing an fd another thread blocks on is unsafe).
+    """
     splitter = LineSplitter()
     while True:
+        if stop is not None:
+            if stop.is_set():
+                return
+            if not select.select([fd], [], [], poll)[0]:
+                continue
         try:
             data = os.read(fd, chunk)
-        except InterruptedError:
+        except (InterruptedError, BlockingIOError):
             continue
         if not data:
             tail = splitter.pending()

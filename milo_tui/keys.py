@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Callable, Iterable, Mapping, TypeVar
 
 SEPARATOR = "__"
@@ -110,8 +110,8 @@ def sort_best_first(items: Iterable[T], metrics_of: Callable[[T], Mapping[str, o
 
 # -- run statuses --------------------------------------------------------------------------
 
-class RunStatus(str, Enum):
-    """How a run stands (metadata.json, run_finished, the screens). A str: it is written as text."""
+class RunStatus(StrEnum):
+    """How a run stands (metadata.json, run_finished, the screens). A str: equal to its text."""
 
     WAITING = "waiting"  # front end only: no run_started seen yet
     RUNNING = "running"

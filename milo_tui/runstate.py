@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from milo_tui import events as ev
+from milo_tui.keys import FINAL_STATUSES, METRIC_NAMES, RunStatus, best_order_key, key_parts
 
-METRIC_NAMES = ("accuracy", "roc_auc", "avg_sn_sp", "sensitivity", "specificity", "f1", "mcc", "brier_score")
-FINAL_STATUSES = ("completed", "stopped_memory", "failed", "interrupted", "disk_full")
 MEMORY_HISTORY = 600  # samples kept for the graph (5 minutes at 2 Hz)
 LOG_HISTORY = 2000
 NOTABLE_LOG_LEVELS = ("warning", "error")
@@ -68,24 +67,15 @@ class ModelRow:
         value = self.metrics.get(name)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
-    def best_order_key(self) -> tuple[float, float, float]:
-        """Best model order: avg_sn_sp, then sensitivity, then f1 (higher is better)."""
-        return tuple(_or_minus_inf(self.metric(n)) for n in ("avg_sn_sp", "sensitivity", "f1"))  # type: ignore[return-value]
+    def best_order_key(self) -> tuple[float, ...]:
+        """The best-model order (milo_tui.keys.BEST_ORDER; higher is better)."""
+        return best_order_key(self.metrics)
 
     def search_text(self) -> str:
         return f"{self.key} {self.class_label} {self.kind}".lower()
 
 
-def _or_minus_inf(value: float | None) -> float:
-    return float("-inf") if value is None else float(value)
-
-
-def split_key(key: str) -> dict[str, str]:
-    """`std__select-50__lr__grid__roc_auc__0[_ovr_class_2]` -> its parts (missing parts are "")."""
-    base, _, _ = key.partition("_ovr_class_")
-    parts = base.split("__")
-    names = ("scaler", "selector", "algorithm", "searcher", "scorer", "rank")
-    return {name: (parts[i] if i < len(parts) else "") for i, name in enumerate(names)}
+split_key = key_parts  # `std__select-50__lr__grid__roc_auc__0[_ovr_class_2]` -> its parts, as text
 
 
 def row_from_event(data: dict[str, Any], class_labels: list[str]) -> ModelRow | None:
@@ -152,7 +142,7 @@ class RunState:
         self.run_id = ""
         self.project = ""
         self.engine_pid: int | None = None
-        self.status = "waiting"  # waiting / running / <final status> / engine_died
+        self.status: str = RunStatus.WAITING  # a RunStatus, or an unknown final status an engine sent
         self.class_type = ""
         self.class_labels: list[str] = []
         self.pipelines = 0
@@ -218,7 +208,7 @@ class RunState:
         self.phases = {str(k): int(v) for k, v in (d.get("phases") or {}).items() if _int_or_none(v) is not None}
         self.already_done = _int_or_none(d.get("already_done")) or 0
         self.completed = max(self.completed, self.already_done) if d.get("resume") else self.already_done
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         self.finished = None
         self.exit_code = None
         self.started_ts = event.ts
@@ -373,7 +363,7 @@ class RunState:
         """The engine process is gone. Unless it said goodbye cleanly, that is news."""
         self.engine_stderr = stderr_tail
         if self.finished is None:
-            self.status = "engine_died"
+            self.status = RunStatus.ENGINE_DIED
             self.exit_code = returncode
             self.running.clear()
             self._add_log(ts, "critical", "engine",
@@ -397,11 +387,11 @@ class RunState:
     # ----- derived ---------------------------------------------------------
     @property
     def is_live(self) -> bool:
-        return self.status == "running"
+        return self.status == RunStatus.RUNNING
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES or self.status == "engine_died"
+        return self.status in FINAL_STATUSES or self.status == RunStatus.ENGINE_DIED
 
     @property
     def progress(self) -> float:

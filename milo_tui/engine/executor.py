@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from milo_tui.engine.worker import TrainTask, peak_memory_mb, train
@@ -101,7 +101,7 @@ class Outcome:
         return f"{self.error_type}: {first}" if self.error_type else first
 
 
-class ProcessRole(str, Enum):
+class ProcessRole(StrEnum):
     """What a process is, for the memory sampler and the dashboard (a str: the sampler's role names)."""
 
     ENGINE = "engine"

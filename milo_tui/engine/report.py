@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+from milo_tui.keys import best_order_key
 from milo_tui.project import atomic_write_text, raise_if_disk_full
 
 COLUMNS = [
@@ -32,7 +33,6 @@ NUMERIC = {
     "training_roc_auc", "roc_delta", "train_seconds", "search_seconds", "peak_memory_mb", "model_bytes",
     "rank", "class_index",
 }
-SORT_ORDER = ("avg_sn_sp", "sensitivity", "f1")  # MILO-ML's "best model"
 
 
 def _cell(value) -> str:
@@ -125,7 +125,7 @@ def sort_best_first(rows: list[dict], column: str | None = None, descending: boo
         return float(value) if isinstance(value, (int, float)) and value == value else float("-inf")
 
     if column is None:
-        return sorted(rows, key=lambda r: tuple(number(r, c) for c in SORT_ORDER), reverse=True)
+        return sorted(rows, key=best_order_key, reverse=True)
     if column in NUMERIC:
         return sorted(rows, key=lambda r: number(r, column), reverse=descending)
     return sorted(rows, key=lambda r: str(r.get(column, "")), reverse=descending)

@@ -12,6 +12,7 @@ from itertools import product
 
 from milo_tui.config import Config
 from milo_tui.engine.grids import SearchSpace
+from milo_tui.keys import ModelKey
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class PipelineSpec:
         return f"{self.scaler}__{self.selector}__{self.algorithm}__{self.searcher}"
 
     def model_key(self, scorer: str, rank: int) -> str:
-        return f"{self.name}__{scorer}__{rank}"
+        return ModelKey(self.scaler, self.selector, self.algorithm, self.searcher, scorer, rank).format()
 
 
 def model_keys(spec: PipelineSpec, scorers: list[str], top_k: int) -> list[str]:
@@ -36,7 +37,7 @@ def model_keys(spec: PipelineSpec, scorers: list[str], top_k: int) -> list[str]:
 
 
 def ovr_key(main_key: str, class_index: int) -> str:
-    return f"{main_key}_ovr_class_{class_index}"
+    return ModelKey.parse(main_key).for_class(class_index).format()
 
 
 def enumerate_pipelines(config: Config) -> list[PipelineSpec]:

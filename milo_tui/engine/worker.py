@@ -19,6 +19,7 @@ import numpy as np
 
 from milo_tui.engine.grids import SearchSpace
 from milo_tui.engine.space import PipelineSpec, make_pipeline, model_keys
+from milo_tui.keys import ModelKey
 
 
 
@@ -274,6 +275,5 @@ def _delta(training: float | None, test: float | None):
 
 
 def _scorer_and_rank(key: str, task: TrainTask) -> tuple[str, int]:
-    main_key = key.split("_ovr_class_")[0]
-    parts = main_key.split("__")
-    return parts[-2], int(parts[-1])
+    parsed = ModelKey.parse(key)
+    return parsed.scorer, parsed.rank

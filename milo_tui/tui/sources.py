@@ -8,15 +8,13 @@ Plain Python (no textual): the app passes callbacks for the end of a stream.
 
 from __future__ import annotations
 
-import errno
 import os
-import select
 import threading
 from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from milo_tui.events import DecodedLines, LineSplitter, decode_lines, follow_journal
+from milo_tui.events import DecodedLines, follow_journal, read_pipe
 from milo_tui.launcher import EngineProcess
 
 ExitCallback = Callable[[int | None, str], None]
@@ -61,32 +59,13 @@ class PipeSource:
         self._thread.start()
 
     def _run(self) -> None:
-        splitter = LineSplitter()
-        fd = self.engine.event_fd
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([fd], [], [], self.poll_seconds)
-            except (OSError, ValueError):
-                break
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 1 << 16)
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EAGAIN:
-                    continue
-                break
-            if not data:
-                tail = splitter.pending()
-                if tail.strip():
-                    self.inbox.put(decode_lines([tail]))
-                self._report_exit()
-                return
-            batch = decode_lines(splitter.feed(data))
-            if batch.events or batch.errors:
+        try:
+            for batch in read_pipe(self.engine.event_fd, stop=self._stop, poll=self.poll_seconds):
                 self.inbox.put(batch)
+        except (OSError, ValueError):  # the fd went away under us: detach() is closing it
+            return
+        if not self._stop.is_set():  # the pipe reached its end: the engine exited
+            self._report_exit()
 
     def _report_exit(self) -> None:
         try:

@@ -1,0 +1,204 @@
+"""The runner's parts on their own, without processes: the plan, the key type, the resume
+reconciliation, the project lock and the memory policer's dispatch of governor actions."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from milo_tui import config as cfg
+from milo_tui import events as ev
+from milo_tui.engine.executor import (KillKind, KillReason, Outcome, OutcomeKind, ProcessInfo, ProcessRole,
+                                      ResourceView, TaskHandle)
+from milo_tui.engine.plan import make_plan, ovr_units
+from milo_tui.engine.policer import MemoryPolicer, MemoryStop, Progress
+from milo_tui.engine.resume import reconcile
+from milo_tui.engine.space import PipelineSpec
+from milo_tui.keys import FINAL_STATUSES, ModelKey, RunStatus, best_order_key, sort_best_first
+from milo_tui.memory.estimate import FootprintEstimator
+from milo_tui.memory.governor import Alert, Cleanup, PauseStarts, ResumeStarts, SetInnerJobs, StopRun
+from milo_tui.memory.limits import resolve_limit
+from milo_tui.project import ProjectPaths
+from milo_tui.projectlock import ProjectBusyError, ProjectLock, engine_holding
+
+
+def _config(tmp_path, **search):
+    raw = cfg.defaults()
+    raw["data"].update(train="train.csv", test="test.csv", target="y")
+    raw["search"].update(algorithms=["lr", "knn"], scalers=["none", "std"], selectors=["none"],
+                         searchers=["grid"], scorers=["accuracy", "roc_auc"], top_k=2, **search)
+    return cfg.validate(raw, ProjectPaths.of(tmp_path))
+
+
+# -- model keys --------------------------------------------------------------------------------
+
+def test_a_model_key_round_trips_and_names_its_parts():
+    key = ModelKey.parse("std__select-50__lr__grid__roc_auc__1_ovr_class_2")
+    assert (key.pipeline, key.scorer, key.rank, key.ovr_class) == ("std__select-50__lr__grid", "roc_auc", 1, 2)
+    assert key.format() == "std__select-50__lr__grid__roc_auc__1_ovr_class_2"
+    assert key.main.format() == "std__select-50__lr__grid__roc_auc__1"
+    assert key.main.for_class(0).format().endswith("_ovr_class_0")
+    assert PipelineSpec("std", "select-50", "lr", "grid").model_key("roc_auc", 1) == key.main.format()
+
+
+@pytest.mark.parametrize("bad", ["", "a__b", "std__none__lr__grid__auc__x", "std__none__lr__grid__auc__0_ovr_class_",
+                                 "std____lr__grid__auc__0"])
+def test_anything_else_is_not_a_model_key(bad):
+    with pytest.raises(ValueError, match="not a model key"):
+        ModelKey.parse(bad)
+
+
+def test_best_order_is_avg_sn_sp_then_sensitivity_then_f1_with_missing_last():
+    rows = [{"k": "a", "avg_sn_sp": 0.9, "sensitivity": 0.8, "f1": 0.1},
+            {"k": "b", "avg_sn_sp": 0.9, "sensitivity": 0.9, "f1": 0.0},
+            {"k": "c", "avg_sn_sp": None, "sensitivity": 1.0, "f1": 1.0},
+            {"k": "d", "avg_sn_sp": float("nan"), "sensitivity": 1.0, "f1": 1.0},
+            {"k": "e", "avg_sn_sp": 0.95, "sensitivity": 0.0, "f1": 0.0}]
+    assert [r["k"] for r in sort_best_first(rows, lambda r: r)] == ["e", "b", "a", "c", "d"]
+    assert best_order_key({"avg_sn_sp": True})[0] == float("-inf")
+
+
+def test_run_statuses_are_their_text():
+    assert RunStatus.COMPLETED == "completed" and f"{RunStatus.STOPPED_MEMORY}" == "stopped_memory"
+    assert RunStatus("disk_full").is_final and not RunStatus.RUNNING.is_final
+    assert RunStatus.ENGINE_DIED not in FINAL_STATUSES
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+def test_the_plan_trains_every_pipeline_and_counts_ovr_per_class(tmp_path):
+    config = _config(tmp_path, reoptimize_ovr=True)
+    plan = make_plan(config, n_classes=3, done_keys=set())
+    assert [u.spec.name for u in plan.main_units] == [p.name for p in plan.pipelines]
+    assert plan.main_total == 4 * 4 and plan.ovr and plan.ovr_total == 16 * 3 and plan.total == 64
+    assert all(len(u.keys) == 4 and u.phase == "main" for u in plan.main_units)
+    assert not make_plan(config, n_classes=2, done_keys=set()).ovr
+    assert not make_plan(_config(tmp_path, reoptimize_ovr=False), n_classes=3, done_keys=set()).ovr
+
+
+def test_resume_skips_only_pipelines_whose_every_model_is_done(tmp_path):
+    config = _config(tmp_path)
+    first = make_plan(config, 2, set())
+    whole = set(first.main_units[0].keys)
+    half = set(first.main_units[1].keys[:2])
+    plan = make_plan(config, 2, whole | half)
+    assert [u.spec.name for u in plan.main_units] == [u.spec.name for u in first.main_units[1:]]
+    assert plan.already_done == 6 and plan.total == first.total
+
+
+def test_ovr_units_refit_each_finished_main_model_for_one_class_skipping_done_ones(tmp_path):
+    config = _config(tmp_path)
+    plan = make_plan(config, 3, set())
+    a, b = plan.main_units[0].keys[:2]
+    units = ovr_units(plan.pipelines, {a: {"clf__C": 1.0}, b: {"clf__C": 2.0}}, 2, done_keys={f"{b}_ovr_class_2"})
+    assert len(units) == 1 and units[0].class_index == 2 and units[0].phase == "ovr"
+    assert units[0].ovr_params == {f"{a}_ovr_class_2": {"clf__C": 1.0}}
+    assert units[0].unit_id.endswith("@class2")
+
+
+# -- resume: report rows against what the archives prove ------------------------------------------
+
+def _row(key, archive="main_models"):
+    return {"key": key, "archive": archive, "status": "ok"}
+
+
+def test_reconcile_requeues_the_whole_pipeline_of_a_model_the_archives_do_not_prove():
+    p1 = ["none__none__lr__grid__accuracy__0", "none__none__lr__grid__accuracy__1"]
+    p2 = ["std__none__lr__grid__accuracy__0"]
+    ovr = "std__none__lr__grid__accuracy__0_ovr_class_1"
+    rows = [_row(p1[0]), _row(p1[0], archive=""), _row(p1[1]), _row(p2[0]), _row(ovr, "ovr_models")]
+    check = reconcile(rows, proven={p1[0], p2[0]})  # p1[1] and the OvR refit were lost
+    assert [r["key"] for r in check.kept_rows] == [p2[0]]  # p1's rows all go (incl. its per-class row)
+    assert check.requeued == sorted([p1[1], ovr]) and "trained again" in check.notes[0]
+    assert reconcile(rows, proven={p1[0], p1[1], p2[0], ovr}).kept_rows == rows
+
+
+# -- the project lock ---------------------------------------------------------------------------
+
+def test_one_lock_per_project_and_the_second_is_refused_with_the_holders_pid(tmp_path):
+    paths = ProjectPaths.of(tmp_path)
+    assert engine_holding(paths) is None
+    first = ProjectLock(paths)
+    first.acquire()
+    import os
+
+    assert engine_holding(paths) == os.getpid()
+    with pytest.raises(ProjectBusyError, match=f"pid {os.getpid()}") as refused:
+        ProjectLock(paths).acquire(patience=0.1)
+    assert refused.value.exit_code == 2
+    first.release()
+    assert engine_holding(paths) is None
+    again = ProjectLock(paths)
+    again.acquire(patience=0)
+    again.release()
+
+
+def test_a_planted_link_as_lock_file_is_refused(tmp_path):
+    paths = ProjectPaths.of(tmp_path)
+    paths.state.mkdir()
+    (paths.state / "engine.lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(Exception, match="symbolic link"):
+        ProjectLock(paths).acquire(patience=0)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+# -- outcomes -----------------------------------------------------------------------------------
+
+def test_outcome_failure_text_is_built_from_typed_fields():
+    assert Outcome(OutcomeKind.ERROR, error_type="ValueError", message="bad C\nmore").failure_text == "ValueError: bad C"
+    killed = Outcome(OutcomeKind.KILLED, killed=KillReason(KillKind.MEMORY, "the worker used 2 GB"))
+    assert killed.failure_text == "memory: the worker used 2 GB"
+    assert Outcome(OutcomeKind.CRASHED, message="the worker process was killed by SIGKILL").failure_text.startswith("the worker")
+
+
+# -- the memory policer: every governor action does something -----------------------------------
+
+class FakeExecutor:
+    def __init__(self):
+        self.handle = TaskHandle(task_id=1, unit=None, name="w", pid=4242, host=socket.gethostname())
+
+    def running(self):
+        return [self.handle]
+
+    def resources(self):
+        return ResourceView((ProcessInfo(4242, ProcessRole.WORKER, socket.gethostname(), self.handle),))
+
+
+def _policer():
+    emitted = []
+    settings = cfg.defaults()["memory"]
+    estimator = FootprintEstimator(100, 10, 2, cv_folds=3, n_jobs=1, baseline_bytes=1000)
+    policer = MemoryPolicer(settings, resolve_limit(10**9, physical=10**10, cgroup=None), FakeExecutor(), estimator,
+                            workers=2, n_jobs=4, emit=lambda t, **d: emitted.append((t, d)),
+                            progress=lambda: Progress(0, 0, []))
+    return policer, emitted
+
+
+def test_policer_carries_out_each_governor_action():
+    policer, emitted = _policer()
+    policer._dispatch(Alert("warning", "hi", "detail"))
+    assert emitted[-1][0] == ev.ALERT
+    policer._dispatch(PauseStarts("memory at 90%"))
+    assert policer.starts_paused
+    plan_unit = make_plan(_config_for_policer(), 2, set()).main_units[0]
+    assert policer.admit(plan_unit)[0] == "wait"  # paused: nothing starts
+    policer._dispatch(ResumeStarts())
+    assert not policer.starts_paused
+    policer._dispatch(SetInnerJobs(1))
+    assert policer.inner_jobs == 1
+    policer._dispatch(SetInnerJobs(None))
+    assert policer.inner_jobs == 4
+    policer._dispatch(Cleanup("normal"))
+    assert emitted[-1][0] == ev.CLEANUP
+    with pytest.raises(MemoryStop, match="resume"):
+        policer._dispatch(StopRun("red for 30 s"))
+    with pytest.raises(TypeError):
+        policer._dispatch(object())
+    assert policer.roles()[4242] == "worker"
+
+
+def _config_for_policer():
+    import tempfile
+
+    return _config(tempfile.mkdtemp())
