@@ -5,7 +5,8 @@ disk or a hand that deleted or truncated an archive can make the two disagree.
 Before a resumed run plans anything, each archive is recovered (torn tail
 repaired, unindexed batches adopted, the index rebuilt if it lies), then every
 model the report calls finished is checked: its index entry must be present
-and its bytes must read back with the recorded sha256, or its .joblib file
+(trusted: written by the engine, not rebuilt by scanning) and its bytes must
+read back with the recorded sha256, or its .joblib file
 must still wait in the models folder to be archived. Every pipeline with a
 model that fails the check is trained again, all of its rows leave the report,
 and nothing already verified in an archive is archived a second time.
@@ -18,17 +19,16 @@ starts over with --force.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milo_tui.errors import BadInputError
+from milo_tui.errors import BadInputError, IntegrityError
 from milo_tui.keys import ModelKey
 from milo_tui.project import ProjectPaths
 from milo_tui.storage.archive import RecoveryReport
 from milo_tui.storage.files import key_of
-from milo_tui.storage.gzmembers import decompress_prefix
-from milo_tui.storage.index import index_path, read_index
+from milo_tui.storage.extract import copy_model
+from milo_tui.storage.index import IndexReader, index_path, read_index
 
 
 @dataclass
@@ -39,24 +39,29 @@ class Reconciliation:
 
 
 def verified_in_archive(archive_path: Path) -> set[str]:
-    """Keys whose indexed bytes read back from `archive_path` with their recorded sha256."""
-    parsed = read_index(index_path(archive_path))
-    if parsed is None or not archive_path.is_file():
-        return set()
+    """Keys whose bytes read back from `archive_path` with the sha256 of a trusted index entry.
+
+    An entry whose hash came from scanning the archive itself proves nothing (see
+    docs/STORAGE.md), so its model is trained again. Costs one decompression of
+    each batch's prefix per model: seconds for thousands of small models.
+    """
     good: set[str] = set()
-    with open(archive_path, "rb") as handle:
-        for batch in parsed.batches:
-            handle.seek(batch.offset)
-            compressed = handle.read(batch.length)
-            try:
-                raw = decompress_prefix(compressed, batch.raw_length) if len(compressed) == batch.length else b""
-            except Exception:  # noqa: BLE001 - a damaged batch proves none of its models
-                raw = b""
-            for member in batch.members:
-                data = raw[member.data_offset: member.data_offset + member.size]
-                if len(data) == member.size and hashlib.sha256(data).hexdigest() == member.sha256:
-                    good.add(member.key)
+    for key, entry in IndexReader(archive_path).refresh().items():
+        if not entry.trusted:
+            continue
+        try:
+            copy_model(archive_path, entry, _Discard())
+        except (IntegrityError, OSError):
+            continue
+        good.add(key)
     return good
+
+
+class _Discard:
+    """A sink for copy_model: the bytes are only hashed there, never kept."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def waiting_files(models_dir: Path) -> set[str]:
