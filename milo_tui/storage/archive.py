@@ -262,7 +262,9 @@ class ArchiveWriter:
                 report.index_rebuilt = True
                 if parsed is not None:
                     report.problems.append(f"{self.index_path.name} did not match the archive; rebuilt by scanning")
-                batches = []
+                # The indexed batches that still match (a truncated archive keeps its start) stay
+                # trusted: each passes the same check a fully matching index does.
+                batches = _matching_prefix(handle, batches, file_end)
             start = batches[-1].end if batches else 0
             tail = scan_tail(handle, start, len(batches), file_end, where=str(self.archive_path))
             found = [vouch_for(b, self.source_dir) for b in tail.batches]
@@ -516,6 +518,14 @@ class _BatchPacker:
             write_all(self.fd, self.buffer)
             self.written += len(self.buffer)
             self.buffer = bytearray()
+
+
+def _matching_prefix(handle, batches: list[BatchRecord], file_end: int) -> list[BatchRecord]:
+    """The leading indexed batches whose bytes are still where, and what, the index says."""
+    for count, batch in enumerate(batches):
+        if not index_matches_archive(handle, [batch], file_end):
+            return batches[:count]
+    return list(batches)
 
 
 def _fsync_dir(directory: Path) -> None:
