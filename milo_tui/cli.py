@@ -75,6 +75,7 @@ class HeadlessPrinter:
         self.state = RunState()
         self.exit_code: int | None = None
         self.status: str | None = None
+        self.hosts: dict[str, str] = {}  # pipeline -> the cluster node training it (other machines only)
 
     def _line(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -102,16 +103,23 @@ class HeadlessPrinter:
         elif event.type == ev.PHASE_CHANGED:
             label = f" class {d.get('class_label')}" if d.get("class_label") is not None else ""
             self._line(f"phase {d.get('phase')}{label}")
+        elif event.type == ev.MODEL_STARTED:
+            import socket
+
+            if d.get("host") and d["host"] != socket.gethostname():
+                self.hosts[d.get("pipeline")] = d["host"]
         elif event.type == ev.MODEL_FINISHED:
             m = d.get("metrics", {})
             done, total = d.get("completed", 0), d.get("total", 0)
-            self._line(f"model {done}/{total} {d.get('key')} avg_sn_sp={_num(m.get('avg_sn_sp'))} "
+            where = f" on {self.hosts[d.get('pipeline')]}" if d.get("pipeline") in self.hosts else ""
+            self._line(f"model {done}/{total} {d.get('key')}{where} avg_sn_sp={_num(m.get('avg_sn_sp'))} "
                        f"auc={_num(m.get('roc_auc'))} | ETA {self._eta()} | {self._best()}")
         elif event.type in (ev.MODEL_FAILED, ev.MODEL_SKIPPED):
             word = "failed" if event.type == ev.MODEL_FAILED else "skipped"
             self._line(f"{word}: {d.get('pipeline')} ({len(d.get('keys', []))} models): {d.get('reason')}")
         elif event.type == ev.ALERT:
-            self._line(f"{d.get('level', 'info').upper()}: {d.get('message')}")
+            node = f" ({d['host']})" if d.get("host") else ""  # a cluster node's governor, or a lost node
+            self._line(f"{d.get('level', 'info').upper()}: {d.get('message')}{node}")
         elif event.type == ev.ARCHIVE_BATCH:
             self._line(f"archived batch {d.get('batch')} of {d.get('archive')}: {len(d.get('keys', []))} models, "
                        f"{_size(d.get('raw_bytes'))} -> {_size(d.get('compressed_bytes'))}")

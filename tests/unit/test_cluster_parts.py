@@ -154,3 +154,24 @@ def test_a_node_with_another_scikit_learn_refuses_the_run_with_the_table():
     with pytest.raises(BadInputError, match="different versions") as refused:
         _check_versions(client)
     assert "1.8.1" in str(refused.value) and "sklearn" in str(refused.value) and client.closed
+
+
+def test_headless_lines_say_which_node_trained_a_model_and_which_node_alerted():
+    import io
+
+    from milo_tui import events as ev
+    from milo_tui.cli import HeadlessPrinter
+
+    out = io.StringIO()
+    printer = HeadlessPrinter(out)
+    printer.handle(ev.Event(type=ev.MODEL_STARTED, seq=1, ts=1.0, data={
+        "pipeline": "std__none__nb__grid", "phase": "main", "class_index": None, "worker_pid": 7,
+        "host": "node-b.lab", "estimate_bytes": 1, "completed": 0, "total": 4}))
+    printer.handle(ev.Event(type=ev.MODEL_FINISHED, seq=2, ts=2.0, data={
+        "key": "std__none__nb__grid__accuracy__0", "pipeline": "std__none__nb__grid", "phase": "main",
+        "class_type": "binary", "class_index": None, "metrics": {}, "completed": 1, "total": 4}))
+    printer.handle(ev.Event(type=ev.ALERT, seq=3, ts=3.0, data={
+        "level": "warning", "message": "A cluster node was lost", "detail": "", "host": "node-c.lab"}))
+    text = out.getvalue()
+    assert "std__none__nb__grid__accuracy__0 on node-b.lab" in text
+    assert "A cluster node was lost (node-c.lab)" in text
