@@ -427,6 +427,35 @@ class MiloApp(App[int]):
             self.notify(f"Exported to {written}", timeout=8)
             self.state.note(self.clock(), "info", f"Exported to {written}")
 
+    def action_predict(self) -> None:
+        """Predict a CSV's rows with the shown model: the same code as `milo predict`."""
+        if not isinstance(self.screen, DetailScreen):
+            return
+        row = self.screen.row
+        dialog = ExportDialog(row.model_key, "data.csv", title="Predict on a CSV (writes DATA.predictions.csv)",
+                              action="Predict", offer_bundle=False)
+        self.push_screen(dialog, partial(self._predict_chosen, row))
+
+    def _predict_chosen(self, row: ModelRow, choice: tuple[str, bool] | None) -> None:
+        if choice is not None:
+            data = Path(choice[0]).expanduser()
+            self.predict_file(row, data if data.is_absolute() else Path.cwd() / data)
+
+    @work(thread=True, group="predict", exit_on_error=False)
+    def predict_file(self, row: ModelRow, data: Path) -> None:
+        from milo_tui.results.predict import predict_csv  # pandas and scikit-learn: only when asked
+
+        store = self.get_store()
+        try:
+            done = predict_csv(self.paths.root, data, key=row.model_key, store=store)
+        except MiloError as exc:  # bad input: the same paragraph `milo predict` prints
+            self.call_from_thread(self.report_problem, "Prediction refused", str(exc))
+            return
+        counts = ", ".join(f"{label}: {n}" for label, n in sorted(done.predicted_counts.items()))
+        message = f"Predicted {done.rows} rows with {done.key} → {done.output} ({counts})"
+        self.call_from_thread(self.notify, message, timeout=15)
+        self.call_from_thread(self.state.note, self.clock(), "info", message)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

@@ -49,6 +49,7 @@ OTHER_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Models", "Enter", "Extract and show the highlighted model"),
     ("Models", "Esc", "Leave the filter box"),
     ("Details", "e", "Export this model"),
+    ("Details", "d", "Predict a CSV's rows with this model (the same code as `milo predict`)"),
     ("Details", "n", "Next ROC curve (multi-class)"),
     ("Details", "Esc / Backspace", "Back to the main screen"),
     ("Dialogs", "Tab / Enter / Esc", "Move, confirm, cancel"),

@@ -184,6 +184,42 @@ async def test_extraction_does_not_block_the_ui(finished):
 
 
 @sync
+async def test_predict_on_a_typed_csv_from_the_details_screen(finished, tmp_path, monkeypatch):
+    """The details screen's `d` runs milo predict's own function on the typed path, with the shown model."""
+    from milo_tui.errors import BadInputError
+    from milo_tui.results import predict as predict_module
+
+    calls = []
+
+    def fake_predict(project, data, output=None, *, key=None, store=None, **kw):
+        calls.append((project, data, key))
+        if data.name == "bad.csv":
+            raise BadInputError(f"{data} lacks the column 'alcohol'.")
+        return predict_module.Prediction(key=key, rows=3, output=data.with_name("x.predictions.csv"), seconds=0.1,
+                                         predicted_counts={"benign": 2, "malignant": 1}, columns_added=[])
+
+    monkeypatch.setattr(predict_module, "predict_csv", fake_predict)
+    app = watch_app(finished, warm_imports=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "x")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        key = app.screen.row.model_key
+        for name in ("x.csv", "bad.csv"):
+            await pilot.press("d")
+            await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+            await pilot.press("ctrl+u", *str(tmp_path / name), "enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.1)
+        assert [(c[1].name, c[2]) for c in calls] == [("x.csv", key), ("bad.csv", key)]
+        assert calls[0][0] == finished.root
+        messages = [(e.message, e.detail) for e in app.state.log]
+        assert any("Predicted 3 rows" in m and "benign: 2" in m for m, _ in messages)
+        assert any(m == "Prediction refused" and "'alcohol'" in d for m, d in messages)
+        assert app.is_running
+
+
+@sync
 async def test_export_to_a_typed_path(finished, tmp_path):
     store = FakeStore(finished.root)
     app = watch_app(finished, store=store)

@@ -26,6 +26,7 @@ class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("e", "app.export", "Export"),
+        Binding("d", "app.predict", "Predict on a CSV"),
         Binding("n", "next_curve", "Next ROC"),
         Binding("q", "app.quit_app", "Quit"),
     ]

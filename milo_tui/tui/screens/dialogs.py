@@ -88,24 +88,29 @@ class ExportDialog(ModalScreen[tuple[str, bool] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     PASSED_ON = ("escape", "tab", "shift+tab")  # keys that mean the dialog, not the path
 
-    def __init__(self, key: str, default_path: str) -> None:
+    def __init__(self, key: str, default_path: str, *, title: str = "Export model",
+                 action: str = "Export", offer_bundle: bool = True) -> None:
         super().__init__()
         self.key = key
         self.default_path = default_path
+        self.title_text = title
+        self.action_text = action
+        self.offer_bundle = offer_bundle
         self._field_ready = False
         self._typed_ahead: list[TypedAhead] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text("Export model", style="bold"))
+            yield Label(Text(self.title_text, style="bold"))
             yield Static(Text(self.key))
             yield Static("Path (relative paths start in the folder milo was started from):", markup=False)
             # select_on_focus off: the Focus event arrives later than typed-ahead keys and would
             # select them; the default is selected once, below.
             yield OrderedInput(value=self.default_path, id="export-path", select_on_focus=False)
-            yield Checkbox("Bundle: a folder with model, metrics and params", id="export-bundle")
+            if self.offer_bundle:
+                yield Checkbox("Bundle: a folder with model, metrics and params", id="export-bundle")
             with Horizontal():
-                yield Button("Export", id="export", variant="primary")
+                yield Button(self.action_text, id="export", variant="primary")
                 yield Button("Cancel", id="cancel")
 
     @property
@@ -167,9 +172,9 @@ class ExportDialog(ModalScreen[tuple[str, bool] | None]):
     def _submit(self) -> None:
         path = self.path_field.value.strip()
         if not path:
-            self.notify("Type a path to export to.", severity="warning")
+            self.notify("Type a path first.", severity="warning")
             return
-        self.dismiss((path, self.query_one("#export-bundle", Checkbox).value))
+        self.dismiss((path, self.offer_bundle and self.query_one("#export-bundle", Checkbox).value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
