@@ -33,6 +33,7 @@ from milo_tui.tui import project_files
 from milo_tui.tui.commands import MiloCommands
 from milo_tui.tui.extraction import ModelStoreLike, gather_details, warm_model_imports
 from milo_tui.tui.keymap import MAIN_KEYS
+from milo_tui.tui.screens.compare import CompareScreen
 from milo_tui.tui.screens.detail import DetailScreen
 from milo_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
 from milo_tui.tui.screens.main import MainScreen
@@ -455,6 +456,28 @@ class MiloApp(App[int]):
         message = f"Predicted {done.rows} rows with {done.key} → {done.output} ({counts})"
         self.call_from_thread(self.notify, message, timeout=15)
         self.call_from_thread(self.state.note, self.clock(), "info", message)
+
+    def action_mark(self) -> None:
+        self._browser_action("toggle_mark")
+
+    def action_compare(self) -> None:
+        marked = self.browser.marked
+        if len(marked) != 2:
+            self.notify("Mark two models with m in the Models tab, then press v.", severity="warning")
+            return
+        self.push_screen(CompareScreen(*marked))
+
+    @work(thread=True, group="compare", exit_on_error=False)
+    def compare_for(self, screen: CompareScreen) -> None:
+        """`milo compare`'s own compare_models, off the UI thread."""
+        from milo_tui.results import compare  # pandas and scikit-learn: only when asked
+
+        try:
+            result = compare.compare_models(self.paths.root, screen.key_a, screen.key_b, store=self.get_store())
+        except MiloError as exc:
+            self.call_from_thread(screen.show_result, None, str(exc))
+            return
+        self.call_from_thread(screen.show_result, result)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -220,6 +220,46 @@ async def test_predict_on_a_typed_csv_from_the_details_screen(finished, tmp_path
 
 
 @sync
+async def test_mark_two_models_and_compare_them(finished, monkeypatch):
+    """m marks, v opens the comparison computed by milo compare's own compare_models."""
+    from milo_tui.errors import BadInputError
+    from milo_tui.results import compare
+    from milo_tui.tui.screens.compare import CompareScreen
+
+    calls = []
+
+    def fake_compare(project, key_a, key_b, *, store=None):
+        calls.append((project, key_a, key_b))
+        if len(calls) > 1:
+            raise BadInputError("The two models answer different questions.")
+        test = compare.PairedTest("McNemar (accuracy)", 0.9, 0.8, 0.1, 4.0, 0.0455, "b=5, c=1")
+        auc = compare.PairedTest("DeLong (ROC AUC)", 0.95, 0.9, 0.05, 2.1, 0.0357, "z test")
+        return compare.Comparison(key_a, key_b, 114, [compare.MetricPair("accuracy", 0.9, (0.85, 0.95), 0.8, None)],
+                                  test, auc, [])
+
+    monkeypatch.setattr(compare, "compare_models", fake_compare)
+    app = watch_app(finished, warm_imports=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "v")
+        assert not isinstance(app.screen, CompareScreen)  # nothing marked: a hint, no screen
+        ids = table_row_ids(app)
+        await pilot.press("m", "down", "m")
+        assert app.browser.marked == (app.state.models[ids[0]].model_key, app.state.models[ids[1]].model_key)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.result is not None)
+        assert calls[0] == (finished.root, *app.browser.marked)
+        shown = str(app.screen.query_one("#compare-tests").render())
+        assert "p = 0.045" in shown and "p = 0.036" in shown and "DeLong" in shown
+        await pilot.press("escape", "v")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(calls) == 2)
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        assert "different questions" in str(app.screen.query_one("#compare-metrics").render())
+        assert app.is_running
+
+
+@sync
 async def test_export_to_a_typed_path(finished, tmp_path):
     store = FakeStore(finished.root)
     app = watch_app(finished, store=store)

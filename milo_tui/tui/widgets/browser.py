@@ -154,6 +154,7 @@ class ModelBrowser(Vertical):
     phase_filter: var[str] = var("all", init=False)
     class_filter: var[str | None] = var(None, init=False)
     text_filter: var[str] = var("", init=False)
+    marked: var[tuple[str, ...]] = var((), init=False)  # model keys marked for comparison (two at most)
 
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -303,6 +304,8 @@ class ModelBrowser(Vertical):
         class_text = self.class_filter if self.class_filter is not None else "all"
         info = (f"{len(self.shown)}/{len(self.state.models)} · sort {label}{arrow} · "
                 f"phase {self.phase_filter} · class {class_text}")
+        if self.marked:
+            info += f" · marked {len(self.marked)}/2"
         self.query_one("#browser-info", Static).update(Text(info))
 
     # ----- state and its watchers ---------------------------------------------
@@ -328,6 +331,20 @@ class ModelBrowser(Vertical):
 
     def watch_text_filter(self) -> None:
         self.rebuild()
+
+    def watch_marked(self) -> None:
+        self.update_info()
+
+    def toggle_mark(self) -> None:
+        """Mark the highlighted model (a third mark drops the oldest); marking it again unmarks it."""
+        row = self.highlighted_row()
+        if row is None:
+            return
+        key = row.model_key
+        if key in self.marked:
+            self.marked = tuple(k for k in self.marked if k != key)
+        else:
+            self.marked = (*self.marked, key)[-2:]
 
     # ----- actions -----------------------------------------------------------
     def sort_by(self, column_key: str, descending: bool | None = None) -> None:
