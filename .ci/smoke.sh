@@ -109,21 +109,21 @@ step "a headless run"
 "$MILO" run project --headless > run.txt
 grep -q "run completed" run.txt
 
-step "models, extract into a new folder, predict with plain scikit-learn"
+step "models, extract into a new folder, predict with plain scikit-learn (milo not importable)"
 KEY=$("$MILO" models project --json --limit 1 | "$PY" -c "import json, sys; print(json.load(sys.stdin)[0]['key'])")
 "$MILO" extract project "$KEY" -o exported/ --json > extract.json
 "$PY" - "$SAMPLE/test.csv" <<'PY'
 import json, sys
+sys.modules["milo_tui"] = None  # DESIGN.md 7: an exported model works without milo
 import joblib, pandas as pd
 path = json.load(open("extract.json"))["path"]
 model = joblib.load(path)
 test = pd.read_csv(sys.argv[1])
 predicted = model.predict(test.drop(columns=["target"]))
 assert len(predicted) == len(test), (len(predicted), len(test))
-print(f"predicted {len(predicted)} rows with {type(model).__name__}, labels {sorted(set(map(str, predicted)))}")
-# DESIGN.md 7: a saved model predicts the user's own labels. Said here, enforced by the models' own tests.
-if not set(map(str, predicted)) <= set(map(str, test["target"])):
-    print("smoke: NOTE: the exported model predicts encoded labels, not the user's own (issue 9)")
+labels = set(map(str, predicted))
+assert labels <= set(map(str, test["target"])), f"predicts {labels}, not the user's own labels"
+print(f"predicted {len(predicted)} rows with {type(model).__name__}, labels {sorted(labels)}")
 PY
 
 step "stats --json"
