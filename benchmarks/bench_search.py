@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -111,8 +112,9 @@ def measure(side: str, args, out: Path) -> dict:
     from bench_engine import PeakSampler
 
     command = [sys.executable, __file__, "--side", side, "--out", str(out)] + _passthrough(args)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # joblib's workers too: no convergence chatter
     started = time.perf_counter()
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, env=env)
     with PeakSampler(process.pid, 0.2) as peak:
         code = process.wait()
     seconds = time.perf_counter() - started
