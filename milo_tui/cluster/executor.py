@@ -276,23 +276,29 @@ class DaskExecutor(Generic[U]):
         self.client.register_plugin(MiloNode(fingerprint, arrays, self.memory_budget), name=PLUGIN_NAME)
         self._fingerprint = fingerprint
         if self._poller is None:
+            # One reading before the first task starts: the first memory event already lists every
+            # node, and admission has a figure for each, however short the run.
+            self._read_node_memory()
             self._poller = threading.Thread(target=self._poll_memory, name="milo-node-memory", daemon=True)
             self._poller.start()
 
     def _poll_memory(self) -> None:
+        while not self._stop.wait(self.sample_interval):
+            self._read_node_memory()
+
+    def _read_node_memory(self) -> None:
         from milo_tui.cluster.node import memory_on_node
 
-        while not self._stop.wait(self.sample_interval):
-            try:
-                readings = self.client.run(memory_on_node, on_error="return")
-            except Exception:  # the scheduler is unreachable right now: the next tick tries again
-                continue
-            for address, reading in readings.items():
-                if isinstance(reading, NodeMemory):
-                    self._govern(reading)
-            with self._nodes_lock:
-                for address in [a for a in self._nodes if a not in readings]:
-                    del self._nodes[address]  # the node left the cluster
+        try:
+            readings = self.client.run(memory_on_node, on_error="return")
+        except Exception:  # the scheduler is unreachable right now: the next tick tries again
+            return
+        for address, reading in readings.items():
+            if isinstance(reading, NodeMemory):
+                self._govern(reading)
+        with self._nodes_lock:
+            for address in [a for a in self._nodes if a not in readings]:
+                del self._nodes[address]  # the node left the cluster
 
     def _govern(self, reading: NodeMemory) -> None:
         with self._nodes_lock:

@@ -131,8 +131,11 @@ def test_ctrl_c_stops_the_run_cleanly_and_resume_finishes(tmp_path):
     # knn workers hold on for 30 s, so the run is surely still training when Ctrl-C comes,
     # however fast or loaded the machine (lr pipelines come first and fill report.csv).
     slow_knn = {**os.environ, "MILO_TEST_BALLOON": "knn:10", "MILO_TEST_BALLOON_SECONDS": "30"}
+    # A shell gives its foreground job the default SIGINT disposition; a test runner's worker may
+    # ignore SIGINT, and Python started with it ignored would never raise KeyboardInterrupt.
     cli = subprocess.Popen([*MILO, "run", str(project), "--headless"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env=slow_knn)
+                           stderr=subprocess.PIPE, text=True, env=slow_knn,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (project / "report.csv").exists() or len((project / "report.csv").read_text().splitlines()) < 5:
         assert time.monotonic() < deadline, "no model finished in time"
