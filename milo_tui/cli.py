@@ -569,11 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "retraining finished models")
     start.add_argument("--force", action="store_true", help="retrain from scratch, deleting earlier results")
     p.add_argument("--scheduler", help='train on a Dask cluster: "local", "tcp://host:8786" or a scheduler '
-                   ".json file (overrides [cluster] scheduler; docs/CLUSTER.md)")
+                   ".json file (overrides [cluster] scheduler; `milo node --help` starts a node)")
 
     p = _command(sub, "node", _cmd_node, "start this machine as a cluster node (a Dask worker ready for milo)",
                  "Join a Dask scheduler as one Dask worker that trains milo's pipelines: `dask worker` with "
-                 "--nworkers 1, --memory-limit 0 and milo's preload (docs/CLUSTER.md). Needs the cluster "
+                 "--nworkers 1, --memory-limit 0 and milo's preload. Needs the cluster "
                  "extra: pip install 'milo_tui[cluster]'.",
                  ["milo node tcp://head.lab:8786 --nthreads 4", "milo node /shared/scheduler.json"])
     p.add_argument("scheduler", help='the scheduler\'s address ("tcp://host:8786") or its .json file')
@@ -620,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print where it went as JSON")
     p.add_argument("--trust-archive", action="store_true",
                    help="extract even when no trusted index vouches for the model's hash: only for an "
-                   "archive you made yourself (see docs/STORAGE.md)")
+                   "archive you made yourself: without its index nothing proves these are the bytes milo wrote")
 
     p = _command(sub, "predict", cmd_predict, "predict the class of each row of a CSV with a project's model",
                  "Apply one of PROJECT's models (default: the best, as `milo models` ranks them) to DATA, a CSV "
@@ -682,8 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
 
     _command(sub, "settings", cmd_settings, "list every milo.toml setting with its default",
-             "Print every milo.toml setting, its default and what it means (the same table as "
-             "docs/CONFIG.md).", ["milo settings | less"])
+             "Print every milo.toml setting, its default and what it means.", ["milo settings | less"])
     return parser
 
 

@@ -179,7 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("memory", "forecast_horizon", 120.0, "alert when the trend reaches critical or the limit within this many seconds", _float(1, 86400)),
     Setting("memory", "critical_grace", 30.0, "seconds memory may stay critical with nothing training before the run stops safely", _float(0.5, 3600)),
     Setting("memory", "ovr_policy", "skip", "if the OvR phase does not fit in memory: \"skip\" it or \"stop\" the run", _choice("skip", "stop")),
-    Setting("cluster", "scheduler", None, "train on a Dask cluster: \"local\", \"tcp://host:8786\" or a scheduler .json file (docs/CLUSTER.md); none trains on this machine", _optional(_scheduler)),
+    Setting("cluster", "scheduler", None, "train on a Dask cluster: \"local\", \"tcp://host:8786\" or a scheduler .json file (`milo node` starts a node); none trains on this machine", _optional(_scheduler)),
     Setting("storage", "batch_models", 50, "models per archive batch (one gzip member)", _int(1, 100000)),
     Setting("storage", "batch_bytes", 4_000_000, "uncompressed bytes that also close a batch, e.g. \"4MB\" (extraction decompresses one batch)", _size),
     Setting("storage", "compression_level", 6, "gzip level of the archives (1 fastest, 9 smallest)", _int(1, 9)),

@@ -359,7 +359,7 @@ def _connect(client_class, scheduler: str):
     except (OSError, TimeoutError, ValueError) as exc:
         raise BadInputError(
             f"Could not reach the Dask scheduler {scheduler} ({exc}). Nothing was changed. Check that the "
-            "scheduler runs and this machine can reach it (see docs/CLUSTER.md), or train on this machine "
+            "scheduler runs and this machine can reach it (`milo node --help` shows how a node joins), or train on this machine "
             "alone by removing the scheduler setting.") from None
 
 
@@ -379,7 +379,7 @@ def _check_versions(client) -> None:
         raise BadInputError(
             f"The cluster's machines run different versions of the packages milo needs.\n{mismatch}\n"
             "Nothing was changed. Install the same versions on the engine's machine and every node "
-            "(docs/CLUSTER.md, 'Version checks').")
+            "(`pip list` on each machine shows what it has).")
 
 
 def _exception_of(future) -> BaseException | None:
