@@ -195,16 +195,7 @@ def macro_ovr_auc_ci(
     present = [k for k in range(proba.shape[1]) if 0 < np.count_nonzero(labels == k) < len(labels)]
     if not present or np.isnan(proba).any():
         return NAN, NAN, NAN
-    contributions = np.zeros(len(labels))
-    per_class_auc = []
-    for k in present:
-        is_positive = labels == k
-        v10, v01 = _structural_components(proba[is_positive, k], proba[~is_positive, k])
-        per_class_auc.append(v10.mean())
-        contributions[is_positive] += v10 / len(v10)
-        contributions[~is_positive] += v01 / len(v01)
-    contributions /= len(present)
-    auc = float(np.mean(per_class_auc))
+    auc, contributions = _macro_psi(labels, proba, present)
     class_sizes = np.bincount(labels, minlength=proba.shape[1])
     if np.any((class_sizes > 0) & (class_sizes < 2)):
         return auc, NAN, NAN
