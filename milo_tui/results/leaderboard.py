@@ -73,14 +73,8 @@ def value(row: dict, column: str):
 
 
 def text(row: dict, column: str) -> str:
-    cell = value(row, column)
-    if cell is None:
-        return "-"
-    if isinstance(cell, tuple):
-        return f"{cell[0]:.3f}-{cell[1]:.3f}"
-    if isinstance(cell, float):
-        return f"{cell:.3f}"
-    return str(cell)
+    """A cell as a person reads it: three decimals, "-" when undefined."""
+    return _cell(row, column, missing="-", number=lambda v: f"{v:.3f}")
 
 
 def fit_columns(rows: list[dict], width: int = 80) -> list[str]:
@@ -125,12 +119,16 @@ def default_columns(rows: list[dict], fmt: Format, width: int = 80) -> list[str]
 
 def _raw(row: dict, column: str) -> str:
     """A CSV cell at full precision; a CI as "low-high" (its two columns hold the numbers)."""
+    return _cell(row, column, missing="", number=repr)
+
+
+def _cell(row: dict, column: str, *, missing: str, number) -> str:
     cell = value(row, column)
     if cell is None:
-        return ""
+        return missing
     if isinstance(cell, tuple):
-        return f"{cell[0]!r}-{cell[1]!r}"
-    return repr(cell) if isinstance(cell, float) else str(cell)
+        return f"{number(cell[0])}-{number(cell[1])}"
+    return number(cell) if isinstance(cell, float) else str(cell)
 
 
 def _width(rows: list[dict], column: str) -> int:
