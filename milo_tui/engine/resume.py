@@ -19,16 +19,17 @@ starts over with --force.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from milo_tui.errors import BadInputError, IntegrityError
+from milo_tui.errors import BadInputError
 from milo_tui.keys import ModelKey
 from milo_tui.project import ProjectPaths
 from milo_tui.storage.archive import RecoveryReport
 from milo_tui.storage.files import key_of
-from milo_tui.storage.extract import copy_model
-from milo_tui.storage.index import IndexReader, index_path, read_index
+from milo_tui.storage.extract import verify_batch
+from milo_tui.storage.index import IndexEntry, IndexReader, index_path, read_index
 
 
 @dataclass
@@ -42,26 +43,20 @@ def verified_in_archive(archive_path: Path) -> set[str]:
     """Keys whose bytes read back from `archive_path` with the sha256 of a trusted index entry.
 
     An entry whose hash came from scanning the archive itself proves nothing (see
-    docs/STORAGE.md), so its model is trained again. Costs one decompression of
-    each batch's prefix per model: seconds for thousands of small models.
+    docs/STORAGE.md), so its model is trained again. Each batch is decompressed once.
     """
+    batches: dict[int, list[IndexEntry]] = defaultdict(list)
+    for entry in IndexReader(archive_path).refresh().values():
+        if entry.trusted:
+            batches[entry.offset].append(entry)
     good: set[str] = set()
-    for key, entry in IndexReader(archive_path).refresh().items():
-        if not entry.trusted:
-            continue
+    for entries in batches.values():
         try:
-            copy_model(archive_path, entry, _Discard())
-        except (IntegrityError, OSError):
+            results = verify_batch(archive_path, entries)
+        except OSError:
             continue
-        good.add(key)
+        good.update(key for key, error in results.items() if error is None)
     return good
-
-
-class _Discard:
-    """A sink for copy_model: the bytes are only hashed there, never kept."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
 
 
 def waiting_files(models_dir: Path) -> set[str]:

@@ -43,29 +43,77 @@ def copy_model(archive_path: Path, entry: IndexEntry, out: BinaryIO) -> int:
     sha256. Anything else raises IntegrityError naming the model — the caller
     then discards what was written to `out` (it must never be loaded).
     """
-    where = f"Model {entry.key} in {Path(archive_path).name}"
+    _check_entry(entry)
+    with open(archive_path, "rb") as handle:
+        stream = _RawStream(iter_member(handle, entry.offset, entry.length))
+        try:
+            return _copy_member(stream, 0, entry, out)[0]
+        except zlib.error:
+            raise _damaged(_where(entry), "its batch does not decompress") from None
+
+
+def verify_batch(archive_path: Path, entries: list[IndexEntry]) -> dict[str, IntegrityError | None]:
+    """Check every model of one batch against its sha256, decompressing the batch once.
+
+    `entries` all name the same batch. Returns, per key, None when the model verified, or the
+    error copy_model would raise. Checking model by model would decompress the batch's prefix
+    once per model (quadratic in the batch's length); a resume checks every archived model.
+    """
+    ordered = sorted(entries, key=lambda e: e.header_offset)
+    if len({(e.offset, e.length) for e in ordered}) > 1:
+        raise ValueError("verify_batch takes the entries of one batch")
+    results: dict[str, IntegrityError | None] = {}
+    with open(archive_path, "rb") as handle:
+        stream = _RawStream(iter_member(handle, ordered[0].offset, ordered[0].length)) if ordered else None
+        position = 0
+        for done, entry in enumerate(ordered):
+            try:
+                _check_entry(entry)
+                if entry.header_offset < position:  # overlaps the model before: the index lies
+                    raise _damaged(_where(entry), "its index entry overlaps another model's")
+                position = _copy_member(stream, position, entry, _Discard())[1]
+                results[entry.key] = None
+            except (IntegrityError, zlib.error) as error:
+                # Where the stream stands after a failure is unknown: check the rest one by one.
+                results[entry.key] = error if isinstance(error, IntegrityError) else \
+                    _damaged(_where(entry), "its batch does not decompress")
+                for rest in ordered[done + 1:]:
+                    try:
+                        copy_model(archive_path, rest, _Discard())
+                        results[rest.key] = None
+                    except IntegrityError as rest_error:
+                        results[rest.key] = rest_error
+                break
+    return results
+
+
+def _check_entry(entry: IndexEntry) -> None:
     header_length = entry.data_offset - entry.header_offset
     if not 0 < header_length <= MAX_HEADER_BYTES or entry.header_offset < 0 or entry.size < 0:
-        raise _damaged(where, "its index entry is impossible")
+        raise _damaged(_where(entry), "its index entry is impossible")
+
+
+def _copy_member(stream: _RawStream, position: int, entry: IndexEntry, out: BinaryIO) -> tuple[int, int]:
+    """Copy `entry`'s data from `stream`, which stands at `position` of the batch; checks as copy_model.
+
+    Returns the bytes written and the stream's position afterwards.
+    """
+    where = _where(entry)
+    header_length = entry.data_offset - entry.header_offset
     digest = hashlib.sha256()
-    try:
-        with open(archive_path, "rb") as handle:
-            stream = _RawStream(iter_member(handle, entry.offset, entry.length))
-            stream.skip(entry.header_offset)
-            header = stream.read(header_length)
-            if len(header) < header_length:
-                raise _damaged(where, "its batch is cut short")
-            member = parse_member(header, 0, where, data_present=False)
-            if member is None or member.key != entry.key or member.data_offset != header_length \
-                    or member.size != entry.size:
-                raise _damaged(where, "the tar header at its indexed place belongs to something else")
-            written = 0
-            for chunk in stream.take(entry.size):
-                digest.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
-    except zlib.error:
-        raise _damaged(where, "its batch does not decompress") from None
+    stream.skip(entry.header_offset - position)
+    header = stream.read(header_length)
+    if len(header) < header_length:
+        raise _damaged(where, "its batch is cut short")
+    member = parse_member(header, 0, where, data_present=False)
+    if member is None or member.key != entry.key or member.data_offset != header_length \
+            or member.size != entry.size:
+        raise _damaged(where, "the tar header at its indexed place belongs to something else")
+    written = 0
+    for chunk in stream.take(entry.size):
+        digest.update(chunk)
+        out.write(chunk)
+        written += len(chunk)
     if written != entry.size:
         raise _damaged(where, "its batch is cut short")
     actual = digest.hexdigest()
@@ -77,7 +125,11 @@ def copy_model(archive_path: Path, entry: IndexEntry, out: BinaryIO) -> int:
             "(which replaces every earlier result: first `milo extract` the other models you need — they are "
             "unaffected)."
         )
-    return written
+    return written, entry.data_offset + entry.size
+
+
+def _where(entry: IndexEntry) -> str:
+    return f"Model {entry.key} in {entry.archive}.tar.gz"
 
 
 def read_model_bytes(archive_path: Path, entry: IndexEntry) -> bytes:
@@ -116,6 +168,13 @@ class _RawStream:
 
     def read(self, n: int) -> bytes:
         return b"".join(bytes(p) for p in self.take(n))
+
+
+class _Discard:
+    """A sink for bytes that are only hashed, never kept."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def _damaged(where: str, why: str) -> IntegrityError:
