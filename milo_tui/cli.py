@@ -17,7 +17,7 @@ from pathlib import Path
 
 from milo_tui import __version__
 from milo_tui.errors import (EXIT_BAD_INPUT, EXIT_CODES, EXIT_DOES_NOT_FIT, EXIT_FAILED, EXIT_INTERRUPTED,
-                             EXIT_USAGE, BadInputError, MiloError, user_error)
+                             BadInputError, MiloError, UsageArgumentParser, user_error)
 
 
 # -- init ------------------------------------------------------------------------
@@ -482,15 +482,6 @@ def cmd_settings(args) -> int:
 
 # -- entry ---------------------------------------------------------------------------
 
-class MiloArgumentParser(argparse.ArgumentParser):
-    """argparse, with its usage errors on their own exit code (64, sysexits' EX_USAGE), so a
-    script can tell a mistyped command line from a project that cannot be used (2)."""
-
-    def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. `{self.prog} --help` shows the usage.\n")
-
-
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -529,7 +520,7 @@ def _file_arg(parser, *flags: str, **kwargs):
 def build_parser() -> argparse.ArgumentParser:
     from milo_tui.config import DEFAULT_PRESET, PRESETS
 
-    parser = MiloArgumentParser(
+    parser = UsageArgumentParser(
         prog="milo", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train thousands of scikit-learn classification pipelines on a headless server, watch "
                     "memory live, and keep every finished model in indexed tar.gz archives.",

@@ -8,8 +8,10 @@ error boundary), never into a Python traceback.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
+import sys
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed (an unexpected error in the engine)
@@ -30,6 +32,15 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_DOES_NOT_FIT, "`milo estimate`: the run as configured would not fit its memory limit"),
     (EXIT_USAGE, "the command line is wrong (unknown option, missing or malformed argument)"),
 )
+
+
+class UsageArgumentParser(argparse.ArgumentParser):
+    """argparse, with its usage errors on their own exit code (64, sysexits' EX_USAGE), so a
+    script can tell a mistyped command line from a project that cannot be used (2)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. `{self.prog} --help` shows the usage.\n")
 
 
 class MiloError(Exception):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from milo_tui import config as config_module
-from milo_tui.errors import BadInputError
+from milo_tui.errors import BadInputError, UsageArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m milo_tui.engine")
+    parser = UsageArgumentParser(prog="python -m milo_tui.engine")
     parser.add_argument("project")
     parser.add_argument("--event-fd", type=int, default=None,
                         help="write events to this inherited pipe file descriptor")

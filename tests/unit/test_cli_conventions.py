@@ -61,6 +61,17 @@ def test_usage_errors_exit_64(capsys, argv):
     assert "--help" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [[], ["P", "--event-fd", "x"], ["P", "--resme"]])
+def test_the_engines_usage_errors_exit_64_too(capsys, argv):
+    """The exit-code scheme is also `python -m milo_tui.engine`'s (errors.py)."""
+    from milo_tui.engine.__main__ import main as engine_main
+
+    with pytest.raises(SystemExit) as exited:
+        engine_main(argv)
+    assert exited.value.code == EXIT_USAGE
+    assert "--help" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("shell,marker", [("bash", "complete -o"), ("zsh", "#compdef milo")])
 def test_completion_scripts(capsys, shell, marker):
     assert cli.main(["completion", shell]) == 0
