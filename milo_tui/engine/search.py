@@ -7,6 +7,9 @@ Where the work goes:
   scikit-learn's BaseSearchCV._run_search; everything after it is shared;
 - preprocessing (scaler, then feature selector) is fitted once per CV fold, not once per
   candidate and fold: each candidate's Pipeline would fit the same steps on the same rows;
+- which candidates share a fit is decided by one planner per algorithm (`PLANNERS`), used both
+  by the search and by `milo estimate` (`planned_fits`); a shared fit that fails falls back to
+  one fit per candidate (`_fit_shared`), as the plain search would score them;
 - a fold's candidates are scored by a per-algorithm strategy (`FOLD_STRATEGIES`):
   - random forest: one forest per group of candidates that can only differ in n_estimators
     and max_depth. scikit-learn seeds tree i of a forest with the i-th draw of
@@ -14,7 +17,8 @@ Where the work goes:
     (its probabilities are the same running sum divided by k, added in the same order);
     max_depth above the depth every one of those trees reached changes nothing; and
     min_samples_split <= 2 x min_samples_leaf cannot change a tree (a node smaller than
-    2 x min_samples_leaf is a leaf anyway). Anything else is fitted as usual;
+    2 x min_samples_leaf is a leaf anyway). Anything else is fitted as usual. The trees are
+    grown by engine/forest.py: the forest's own trees, without its per-tree Python overhead;
   - gradient boosting (HistGradientBoosting, no early stopping): stage k of one fit of
     max_iter = K is the model with max_iter = k (staged_decision_function);
   - k-NN: one neighbour query with the largest k serves every k and both weightings;
@@ -33,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
 
@@ -147,15 +152,104 @@ def score_each(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     return [_fit_and_score(fold, base, params) for params in candidates]
 
 
-def _groups(candidates: list[dict], key: Callable[[dict], Any]) -> dict[Any, list[int]]:
-    groups: dict[Any, list[int]] = {}
-    for i, params in enumerate(candidates):
-        groups.setdefault(key(params), []).append(i)
-    return groups
-
-
 def _frozen(params: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+# -- which candidates share a fit (used by the search and by `milo estimate`) ----------------
+
+@dataclass
+class SharedFit:
+    """One fit that may serve several candidates: `params` is what is fitted (a candidate's
+    parameters with the shared ones at their largest), `members` the candidates it serves."""
+
+    params: dict
+    members: list[int]
+
+
+def _share(candidates: list[dict], base, varying: tuple[str, ...],
+           shape: Callable[[dict], dict] | None = None) -> list[SharedFit]:
+    """Group candidates that differ only in `varying` parameters; each group is fitted once with
+    every varying parameter at its largest (None, meaning no limit, counts as the largest)."""
+    defaults = base.get_params(deep=False)
+    groups: dict[tuple, list[int]] = {}
+    for i, params in enumerate(candidates):
+        fixed = {k: v for k, v in params.items() if k not in varying}
+        groups.setdefault(_frozen(shape(params) if shape else fixed), []).append(i)
+    out = []
+    for members in groups.values():
+        fitted = dict(candidates[members[0]])
+        for name in varying:
+            values = [{**defaults, **candidates[i]}[name] for i in members]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in values):
+                fitted[name] = None if any(v is None for v in values) else max(values)
+        out.append(SharedFit(fitted, members))
+    return out
+
+
+def plan_each(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    return [SharedFit(dict(params), [i]) for i, params in enumerate(candidates)]
+
+
+def plan_forests(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """A forest of k trees is the first k trees of a larger one; a depth cap above every tree's
+    depth changes nothing (checked after the fit: a cap that binds gets its own fit); and
+    min_samples_split <= 2 x min_samples_leaf cannot change a tree."""
+    return _share(candidates, base, ("n_estimators", "max_depth"), shape=lambda p: _forest_shape(p, base))
+
+
+def plan_boosting(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """Without early stopping, stage k of a fit of K stages is the model with max_iter = k."""
+    if base.get_params(deep=False).get("early_stopping") is not False:
+        return plan_each(base, candidates, n_train)
+    return _share(candidates, base, ("max_iter",))
+
+
+def plan_linear(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """lbfgs: a fit that converged within n iterations is the fit of every max_iter >= n
+    (checked after the fit: the candidates it did not converge for get their own fit)."""
+    defaults = base.get_params(deep=False)
+    lbfgs = [i for i, p in enumerate(candidates) if {**defaults, **p}["solver"] == "lbfgs"]
+    shared = _share([candidates[i] for i in lbfgs], base, ("max_iter",))
+    others = [SharedFit(dict(candidates[i]), [i]) for i in range(len(candidates)) if i not in set(lbfgs)]
+    return [SharedFit(s.params, [lbfgs[j] for j in s.members]) for s in shared] + others
+
+
+def plan_neighbours(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """One neighbour query with the largest k serves every k and both weightings, unless
+    scikit-learn would switch to brute force for the largest k (k >= n/2) or weights is a callable."""
+    out = []
+    for shared in _share(candidates, base, ("n_neighbors", "weights")):
+        members = [{**base.get_params(deep=False), **candidates[i]} for i in shared.members]
+        if shared.params["n_neighbors"] is None or shared.params["n_neighbors"] >= n_train // 2 \
+                or any(callable(m["weights"]) for m in members):
+            out += [SharedFit(dict(candidates[i]), [i]) for i in shared.members]
+        else:
+            out.append(shared)
+    return out
+
+
+PLANNERS: dict[str, Callable[[Any, list[dict], int], list[SharedFit]]] = {
+    "rf": plan_forests, "gb": plan_boosting, "knn": plan_neighbours, "lr": plan_linear,
+}
+
+
+def planned_fits(algorithm: str, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """The fits one CV fold of a search makes when every shortcut applies (`milo estimate`)."""
+    return PLANNERS.get(algorithm, plan_each)(make_classifier(algorithm, seed=0), candidates, n_train)
+
+
+def _fit_shared(fold: Fold, base, candidates: list[dict], shared: SharedFit, fit: Callable[[dict], Any],
+                results: list) -> Any:
+    """Run one shared fit; if it fails, score each of its candidates by its own fit, as the plain
+    search would (a candidate that fails there too records NaN), and return None."""
+    try:
+        fold.fits += 1
+        return fit(shared.params)
+    except Exception:
+        for i in shared.members:
+            results[i] = _fit_and_score(fold, base, candidates[i])
+        return None
 
 
 # random forest ------------------------------------------------------------------------------
@@ -168,39 +262,39 @@ def _forest_shape(params: dict, base) -> tuple:
     if isinstance(split, int) and isinstance(leaf, int) and split <= 2 * leaf:
         shape.pop("min_samples_split", None)  # a node under 2 x min_samples_leaf rows is a leaf anyway
         shape["_split_irrelevant"] = True
-    return _frozen(shape)
+    return shape
+
+
+def _grow_forest(fold: Fold, base, params: dict) -> Trees:
+    """The forest's trees: grown by engine/forest.py (same trees, less overhead) when it can."""
+    from sklearn.base import clone
+
+    merged = {**base.get_params(deep=False), **params}
+    if supported(merged, fold.X_train):
+        return grow(merged, fold.X_train, fold.y_train)
+    forest = clone(base).set_params(**params).fit(fold.X_train, fold.y_train)
+    return Trees([tree.tree_ for tree in forest.estimators_], forest.classes_)
 
 
 def score_forests(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
-    from sklearn.base import clone
-
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for indices in _groups(candidates, lambda p: _forest_shape(p, base)).values():
-        members = [{**defaults, **candidates[i]} for i in indices]
-        depths = [m["max_depth"] for m in members]
-        deepest = None if any(d is None for d in depths) else max(depths)
-        largest = max(m["n_estimators"] for m in members)
-        try:
-            forest = clone(base).set_params(**candidates[indices[0]])
-            forest.set_params(n_estimators=largest, max_depth=deepest)
-            fold.fits += 1
-            forest.fit(fold.X_train, fold.y_train)
-        except Exception:
-            for i in indices:
-                results[i] = _fit_and_score(fold, base, candidates[i])
+    for shared in plan_forests(base, candidates, len(fold.y_train)):
+        forest = _fit_shared(fold, base, candidates, shared, lambda p: _grow_forest(fold, base, p), results)
+        if forest is None:
             continue
-        X_valid = forest._validate_X_predict(fold.X_valid)
-        running = np.cumsum([tree.predict_proba(X_valid, check_input=False) for tree in forest.estimators_], axis=0)
-        reached = np.maximum.accumulate([tree.tree_.max_depth for tree in forest.estimators_])
+        # the forest's predict_proba: the trees' probabilities added one by one, divided by k
+        running = np.cumsum(forest.probabilities(fold.X_valid), axis=0)
+        reached = np.maximum.accumulate(forest.depths())
         capped: dict[int, list[int]] = {}  # depth -> candidates whose cap binds: one nested fit per depth
-        for i, member in zip(indices, members):
+        for i in shared.members:
+            member = {**defaults, **candidates[i]}
             k, depth = member["n_estimators"], member["max_depth"]
             if depth is not None and reached[k - 1] > depth:
                 capped.setdefault(depth, []).append(i)
                 continue
             proba = running[k - 1] / k
-            predicted = forest.classes_.take(np.argmax(proba, axis=1))
+            predicted = forest.classes.take(np.argmax(proba, axis=1))
             ranking = proba[:, 1] if fold.n_classes == 2 else proba
             results[i] = fold.score(Responses(predicted, ranking))
         for same_depth in capped.values():  # all one depth now, so that cap is the deepest: nested again
@@ -211,25 +305,24 @@ def score_forests(fold: Fold, base, candidates: list[dict]) -> list[list[float]]
 
 # gradient boosting --------------------------------------------------------------------------
 
-def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
+def _fit_estimator(base, params: dict, X, y):
     from sklearn.base import clone
 
+    return clone(base).set_params(**params).fit(X, y)
+
+
+def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
-    if defaults.get("early_stopping") not in (False,):
-        return score_each(fold, base, candidates)  # stages are only nested without early stopping
     results: list[list[float] | None] = [None] * len(candidates)
-    shape = lambda p: _frozen({k: v for k, v in p.items() if k != "max_iter"})  # noqa: E731
-    for indices in _groups(candidates, shape).values():
-        stages = sorted({{**defaults, **candidates[i]}["max_iter"] for i in indices})
-        try:
-            model = clone(base).set_params(**candidates[indices[0]]).set_params(max_iter=stages[-1])
-            fold.fits += 1
-            model.fit(fold.X_train, fold.y_train)
-        except Exception:
-            for i in indices:
-                results[i] = _fit_and_score(fold, base, candidates[i])
+    for shared in plan_boosting(base, candidates, len(fold.y_train)):
+        if len(shared.members) == 1:
+            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
             continue
-        wanted = set(stages)
+        model = _fit_shared(fold, base, candidates, shared,
+                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
+        if model is None:
+            continue
+        wanted = {{**defaults, **candidates[i]}["max_iter"] for i in shared.members}
         by_stage: dict[int, Responses] = {}
         # predict() decides on the raw score (raw > 0, or argmax); ROC AUC reads the raw score
         # (binary) or the probabilities (multi-class), as the scorers do.
@@ -242,9 +335,9 @@ def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]
             if stage in wanted:
                 encoded = (raw > 0).astype(np.int64) if raw.ndim == 1 else np.argmax(raw, axis=1)
                 by_stage[stage] = Responses(model.classes_[encoded], ranking)
-        for i in indices:
+        for i in shared.members:
             stage = {**defaults, **candidates[i]}["max_iter"]
-            if stage not in by_stage:  # fewer iterations than asked (cannot happen without early stopping)
+            if stage not in by_stage:  # fewer stages than asked (early stopping): its own fit
                 results[i] = _fit_and_score(fold, base, candidates[i])
             else:
                 results[i] = fold.score(by_stage[stage])
@@ -254,31 +347,22 @@ def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]
 # logistic regression -----------------------------------------------------------------------
 
 def score_linear(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
-    """lbfgs stops when it converges or at max_iter; its iterates do not depend on max_iter, so a
-    fit that converged after n iterations is the fit of every max_iter >= n."""
-    from sklearn.base import clone
-
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    shape = lambda p: _frozen({k: v for k, v in p.items() if k != "max_iter"})  # noqa: E731
-    for indices in _groups(candidates, shape).values():
-        members = [{**defaults, **candidates[i]} for i in indices]
-        if members[0]["solver"] != "lbfgs" or len(indices) == 1:
-            for i in indices:
-                results[i] = _fit_and_score(fold, base, candidates[i])
+    for shared in plan_linear(base, candidates, len(fold.y_train)):
+        if len(shared.members) == 1:
+            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
             continue
-        largest = max(m["max_iter"] for m in members)
-        try:
-            model = clone(base).set_params(**candidates[indices[0]]).set_params(max_iter=largest)
-            fold.fits += 1
-            model.fit(fold.X_train, fold.y_train)
-            used = int(np.max(model.n_iter_))
-            shared = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
-        except Exception:
-            used, shared = largest + 1, None
-        for i, member in zip(indices, members):
-            converged_within = shared is not None and (used < member["max_iter"] or member["max_iter"] == largest)
-            results[i] = shared if converged_within else _fit_and_score(fold, base, candidates[i])
+        model = _fit_shared(fold, base, candidates, shared,
+                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
+        if model is None:
+            continue
+        used, largest = int(np.max(model.n_iter_)), shared.params["max_iter"]
+        scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
+        for i in shared.members:
+            asked = {**defaults, **candidates[i]}["max_iter"]
+            converged_within = used < asked or asked == largest
+            results[i] = scores if converged_within else _fit_and_score(fold, base, candidates[i])
     return results
 
 
@@ -297,27 +381,21 @@ def _neighbour_weights(distances: np.ndarray, weights: str) -> np.ndarray:
 
 
 def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
-    from sklearn.base import clone
-
     defaults = base.get_params(deep=False)
-    n_train = len(fold.y_train)
     results: list[list[float] | None] = [None] * len(candidates)
-    shape = lambda p: _frozen({k: v for k, v in p.items() if k not in ("n_neighbors", "weights")})  # noqa: E731
-    for indices in _groups(candidates, shape).values():
-        members = [{**defaults, **candidates[i]} for i in indices]
-        largest = max(m["n_neighbors"] for m in members)
-        # scikit-learn picks brute force when k >= n/2, so one query only serves ks on one side of that
-        if largest >= n_train // 2 or any(callable(m["weights"]) for m in members):
-            for i in indices:
-                results[i] = _fit_and_score(fold, base, candidates[i])
+    for shared in plan_neighbours(base, candidates, len(fold.y_train)):
+        if len(shared.members) == 1:
+            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
             continue
-        model = clone(base).set_params(**candidates[indices[0]]).set_params(n_neighbors=largest)
-        fold.fits += 1
-        model.fit(fold.X_train, fold.y_train)
+        model = _fit_shared(fold, base, candidates, shared,
+                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
+        if model is None:
+            continue
         distances, neighbours = model.kneighbors(fold.X_valid)
         labels = model._y[neighbours]
         rows = np.arange(len(fold.y_valid))
-        for i, member in zip(indices, members):
+        for i in shared.members:
+            member = {**defaults, **candidates[i]}
             k = member["n_neighbors"]
             weights = _neighbour_weights(distances[:, :k], member["weights"])
             proba = np.zeros((len(rows), len(model.classes_)))
