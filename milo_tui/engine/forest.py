@@ -18,12 +18,18 @@ ensemble/_forest.py and tree/_classes.py):
 Only that common case is grown here (`supported`); anything else (class weights, leaf caps,
 missing values, pruning, fractional minimums...) goes to the forest's own fit. The tests in
 tests/unit/test_forest.py compare every node of every tree with RandomForestClassifier's.
+
+Those are private scikit-learn internals, written against 1.9 while milo accepts 1.4 and up.
+So before the first use in a process, `supported` grows a small forest both ways and compares
+them node for node (a few milliseconds): on a scikit-learn whose internals moved, the search
+silently takes the forest's own fit and stays exact, only slower.
 """
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -41,7 +47,27 @@ def supported(params: dict, X: np.ndarray) -> bool:
             and params["max_samples"] is None and params["monotonic_cst"] is None
             and params["ccp_alpha"] == 0.0 and not params["oob_score"] and not params["warm_start"]
             and isinstance(params["max_features"], (str, numbers.Integral, type(None)))
-            and isinstance(X, np.ndarray) and X.ndim == 2 and bool(np.isfinite(X).all()))
+            and isinstance(X, np.ndarray) and X.ndim == 2 and bool(np.isfinite(X).all())
+            and grows_what_sklearn_grows())
+
+
+@cache
+def grows_what_sklearn_grows() -> bool:
+    """Does `grow` reproduce this scikit-learn's RandomForestClassifier, node for node?"""
+    from sklearn.ensemble import RandomForestClassifier
+
+    draws = np.random.RandomState(7)
+    X = draws.normal(size=(60, 6))
+    y = (X[:, 0] + draws.normal(scale=0.5, size=60) > 0).astype(int) + (X[:, 1] > 1)
+    forest = RandomForestClassifier(n_estimators=4, random_state=3, min_samples_leaf=2).fit(X, y)
+    try:
+        grown = grow(forest.get_params(deep=False), X, y)
+    except Exception:  # a private signature changed: any failure means "do not use it"
+        return False
+    return len(grown.trees) == len(forest.estimators_) and all(
+        np.array_equal(getattr(ours, field), getattr(theirs.tree_, field))
+        for ours, theirs in zip(grown.trees, forest.estimators_)
+        for field in ("children_left", "children_right", "feature", "threshold", "value"))
 
 
 @dataclass

@@ -67,3 +67,25 @@ def test_missing_values_are_refused():
     X = X.copy()
     X[3, 2] = np.nan
     assert not supported(RandomForestClassifier(random_state=1).get_params(deep=False), X)
+
+
+def test_a_scikit_learn_whose_internals_moved_gets_the_forests_own_fit(monkeypatch):
+    """grow() uses private scikit-learn internals; where they differ, supported() says no."""
+    from milo_tui.engine import forest
+
+    X, _ = _data("wine")
+    params = RandomForestClassifier(random_state=1).get_params(deep=False)
+    assert forest.grows_what_sklearn_grows() and supported(params, X)
+
+    def moved(*args, **kwargs):
+        raise TypeError("__init__() takes exactly 5 positional arguments (6 given)")
+
+    for where, replacement in (("sklearn.tree._tree.DepthFirstTreeBuilder", moved),  # a signature moved
+                               ("milo_tui.engine.forest.MAX_INT", 2 ** 20)):  # the seeds are drawn otherwise
+        with monkeypatch.context() as patch:
+            patch.setattr(where, replacement)
+            forest.grows_what_sklearn_grows.cache_clear()
+            try:
+                assert not supported(params, X), where
+            finally:
+                forest.grows_what_sklearn_grows.cache_clear()
