@@ -93,6 +93,8 @@ T = TypeVar("T")
 
 def _score(value: object) -> float:
     """A metric as a sortable number: missing, NaN or non-numeric sorts last."""
+    if type(value) is float:  # the usual case: no conversion
+        return value if math.isfinite(value) else float("-inf")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return float("-inf")
     number = float(value)

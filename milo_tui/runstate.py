@@ -94,6 +94,8 @@ def row_from_event(data: dict[str, Any], class_labels: list[str]) -> ModelRow | 
 
 def _number(value: Any) -> float | None:
     """A finite float, or None: a hostile 1e999 in an event must not crash a repaint."""
+    if type(value) is float:  # the usual case, thousands of times a second during a run
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip():

@@ -533,6 +533,62 @@ async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_p
 
 
 @sync
+async def test_rows_changed_while_filtered_out_or_shown_come_back_current_when_a_filter_is_cleared(tmp_path, table_kind):
+    """A filter change reuses the sorted order and the rows' loaded form (no re-sort, no re-formatting);
+    what must survive: every row comes back in the right place with the values it has now."""
+    from milo_tui.runstate import ModelRow
+    from milo_tui.tui import formatting as fmt
+    from milo_tui.tui.widgets.browser import sort_key_function
+    from tui_fakes import split_for_bench
+
+    project = tmp_path / "empty"
+    project.mkdir()
+    app = MiloApp(project, "watch", store_factory=FakeStore)
+    rows = split_for_bench(70)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        browser = app.browser
+        assert_table_kind(app, table_kind)
+        browser.sort_by("roc_auc")
+        for row in rows:
+            app.state.add_model(row)
+        app.refresh_tick()
+
+        def expected() -> list[str]:
+            key = sort_key_function(browser.sort_column, browser.sort_descending)
+            shown = [r for r in app.state.models.values() if "knn" in r.key or not browser.text_filter]
+            return [r.row_id for r in sorted(shown, key=key)]
+
+        def replace(row: ModelRow, auc: float) -> ModelRow:
+            new = ModelRow(key=row.key, metrics={**row.metrics, "roc_auc": auc}, algorithm=row.algorithm,
+                           scaler=row.scaler, selector=row.selector, report={"key": row.key})
+            app.state.add_model(new)
+            app.refresh_tick()
+            return new
+
+        shown_one = next(r for r in rows if r.algorithm == "knn")
+        hidden_one = next(r for r in rows if r.algorithm == "lr")
+        browser.set_text_filter("knn", immediate=True)
+        assert table_row_ids(app) == expected() and hidden_one.row_id not in table_row_ids(app)
+        replace(hidden_one, 0.9999)  # changes while filtered out: must come back first, with its new AUC
+        replace(shown_one, 0.0001)  # changes while shown (patched cell by cell): must stay current
+        assert table_row_ids(app) == expected() and table_row_ids(app)[-1] == shown_one.row_id
+        sorts = browser.full_sorts
+        browser.set_text_filter("", immediate=True)
+        await pilot.pause()
+        ids = table_row_ids(app)
+        assert ids == expected() and len(ids) == 70 and browser.full_sorts == sorts
+        assert ids[0] == hidden_one.row_id and ids[-1] == shown_one.row_id
+        table = browser.table
+        assert str(table.get_cell(hidden_one.row_id, "roc_auc")) == fmt.metric(0.9999)
+        assert str(table.get_cell(shown_one.row_id, "roc_auc")) == fmt.metric(0.0001)
+        browser.set_text_filter("knn", immediate=True)
+        browser.set_text_filter("", immediate=True)  # reloaded from the cache a second time
+        assert str(table.get_cell(shown_one.row_id, "roc_auc")) == fmt.metric(0.0001)
+        assert table_row_ids(app) == expected()
+
+
+@sync
 async def test_storage_panel_of_a_journal_without_storage_events_is_read_from_disk(tmp_path):
     import threading
 

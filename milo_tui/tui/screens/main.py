@@ -16,13 +16,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Footer, Tab, Tabs
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.keymap import MAIN_KEYS
 from milo_tui.runstate import RunState
 from milo_tui.tui.widgets.browser import ModelBrowser
 from milo_tui.tui.widgets.eventlog import EventLog
+from milo_tui.tui.widgets.live_text import LiveText
 from milo_tui.tui.widgets.memory import MemoryDashboard, ProcessPanel
 from milo_tui.tui.widgets.palette import STATUS_TAGS
 from milo_tui.tui.widgets.storage import StoragePanel
@@ -75,7 +76,7 @@ class MainScreen(Screen[None]):
         self.project_name = project_name
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status-line")
+        yield LiveText(id="status-line")
         yield Tabs(*(Tab(label, id=f"tab-{name}") for name, label in TABS), id="tabs")
         with Vertical(id="panes"):
             with Vertical(id="pane-dashboard", classes="pane"):
@@ -128,7 +129,7 @@ class MainScreen(Screen[None]):
     def refresh_from_state(self, force_all: bool = False) -> None:
         """Repaint what the user can see; hidden panes catch up when they are shown."""
         palette = self.app.palette  # type: ignore[attr-defined]
-        self.query_one("#status-line", Static).update(status_line(self.state, self.mode, self.project_name, palette))
+        self.query_one("#status-line", LiveText).show(status_line(self.state, self.mode, self.project_name, palette))
         if force_all or self.shows("dashboard"):
             self.query_one(MemoryDashboard).refresh_from_state()
             self.query_one(ProcessPanel).refresh_from_state()

@@ -1,12 +1,15 @@
 """The model browser: every model of the run, best first, re-sortable, filterable.
 
-Built for 10,000+ rows. The browser keeps its own sorted list of
-(sort key, row id); rows that finish during a run are appended to the table
-and merged into that list at their sorted place (Timsort merges the two sorted
-runs in linear time), and the table's row positions are set from it in one
-pass: no full re-sort per refresh tick. Only a sort change sorts everything
-(keys computed once per row), and only a filter change (debounced while
-typing) rebuilds the table.
+Built for 10,000+ rows. The browser keeps every row of the run, shown or
+filtered out, in one sorted list of (sort key, row id) for the current sort.
+Rows that finish during a run are merged into that list at their sorted place
+(Timsort merges the two sorted runs in linear time) and the table's row
+positions are set from it in one pass: no full re-sort per refresh tick. A
+filter change picks the matching rows from that list in order, so it never
+sorts; only a sort change sorts everything. What a row costs to show (its
+cells, its best-order key, its search text) is computed once per row object
+and cached, so re-sorting or clearing a filter does not format 10,000 rows
+again.
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import var
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input
 
 from milo_tui.tui import formatting as fmt
+from milo_tui.tui.widgets.live_text import LiveText
 from milo_tui.tui.widgets.ordered_input import OrderedInput
 from milo_tui.tui.widgets.ordered_table import OrderedTable, make_ordered_table
 from milo_tui.runstate import ModelRow, RunState
 
 PHASE_FILTERS = ("all", "main", "per-class", "ovr")
 FILTER_DEBOUNCE = 0.25
-FULL_REBUILD_AT = 400  # more changed rows than this in one tick: rebuild instead of patching
+FULL_REBUILD_AT = 400  # more changed rows already shown than this in one tick: rebuild instead of patching
 
 
 class RowCell(str):
@@ -97,15 +101,27 @@ def best_key(row: ModelRow) -> tuple:
     return (-order[0], -order[1], -order[2], row.row_id)
 
 
+def _order_key(sort_column: str, descending: bool) -> Callable[[ModelRow, tuple], Any]:
+    """The browser's order as key(row, best_key(row)): the sort column, then best first on ties.
+
+    Taking the best key as an argument lets the browser pass the one it
+    cached for the row instead of recomputing it per sort.
+    """
+    if sort_column == BEST:
+        return lambda row, best: best
+    value = COLUMN_BY_KEY[sort_column].value
+    if isinstance(value(ModelRow(key="")), float):
+        sign = -1.0 if descending else 1.0
+        return lambda row, best: (sign * value(row), best)
+    if descending:
+        return lambda row, best: (_Reversed(value(row)), best)
+    return lambda row, best: (value(row), best)
+
+
 def sort_key_function(sort_column: str, descending: bool) -> Callable[[ModelRow], Any]:
     """A key for sorted(..., key=) that puts rows in the browser's order (ties: best first)."""
-    if sort_column == BEST:
-        return best_key
-    column = COLUMN_BY_KEY[sort_column]
-    if isinstance(column.value(ModelRow(key="")), float):
-        sign = -1.0 if descending else 1.0
-        return lambda row: (sign * column.value(row), best_key(row))
-    return lambda row: (_Reversed(column.value(row)) if descending else column.value(row), best_key(row))
+    key = _order_key(sort_column, descending)
+    return lambda row: key(row, best_key(row))
 
 
 class _Reversed:
@@ -123,16 +139,34 @@ class _Reversed:
         return isinstance(other, _Reversed) and other.value == self.value
 
 
-def row_matches(row: ModelRow, text: str, phase: str, class_filter: str | None) -> bool:
+def row_matches(row: ModelRow, text: str, phase: str, class_filter: str | None,
+                search_text: str | None = None) -> bool:
+    """Whether the filters show the row (`search_text`: the row's, if already computed)."""
     if phase != "all" and row.kind != phase:
         return False
     if class_filter is not None and (row.class_label or str(row.class_index)) != class_filter:
         return False
-    return not text or all(word in row.search_text() for word in text.lower().split())
+    if not text:
+        return True
+    haystack = row.search_text() if search_text is None else search_text
+    return all(word in haystack for word in text.lower().split())
 
 
 def _plain(text: str) -> str:
     return escape(text) if "[" in text else text
+
+
+@dataclass(slots=True)
+class _RowView:
+    """What the browser derives from one row object, computed once: cells, best-order key, search text."""
+
+    row: ModelRow
+    cells: list[Any]
+    best: tuple
+    text: str
+
+    def matches(self, text: str, phase: str, class_filter: str | None) -> bool:
+        return row_matches(self.row, text, phase, class_filter, self.text)
 
 
 class ModelBrowser(Vertical):
@@ -161,15 +195,17 @@ class ModelBrowser(Vertical):
         self.state = state
         self.shown: set[str] = set()
         self._debounce: Timer | None = None
-        self._cell_cache: dict[str, tuple[ModelRow, list[Any]]] = {}
-        self._order: list[tuple[Any, str]] = []  # (sort key, row id) of the shown rows, in display order
+        self._views: dict[str, _RowView] = {}  # row id -> what was derived from its current row object
+        # (sort key, row id) of every row the browser has taken in, shown or filtered out, in sort order.
+        self._order: list[tuple[Any, str]] = []
+        self._ordered: set[str] = set()  # the row ids in _order
         self.rebuilds = 0
         self.full_sorts = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-bar"):
             yield OrderedInput(placeholder="/ filter: words in key, class, phase", id="browser-filter")
-            yield Static(id="browser-info")
+            yield LiveText(id="browser-info")
         table = make_ordered_table(id="browser-table", cursor_type="row", zebra_stripes=True)
         table.cursor_blink = False  # deterministic snapshots, calmer over SSH
         yield table
@@ -185,23 +221,21 @@ class ModelBrowser(Vertical):
         return self.query_one("#browser-table", OrderedTable)
 
     # ----- what is shown ---------------------------------------------------
-    def visible_rows(self) -> list[ModelRow]:
-        rows = [r for r in self.state.models.values()
-                if row_matches(r, self.text_filter, self.phase_filter, self.class_filter)]
-        rows.sort(key=sort_key_function(self.sort_column, self.sort_descending))
-        return rows
-
     def rebuild(self) -> None:
-        """Clear and refill the table (filter change, or a large batch of changed rows)."""
+        """Take in every row of the state, sort them and refill the table (first load, or a large batch)."""
+        self._order = self._sorted_entries(self.state.models)
+        self._ordered = {row_id for _, row_id in self._order}
+        self._refill()
+
+    def _refill(self) -> None:
+        """Clear the table and load the rows the filters show, in the current order (no sorting)."""
         table = self.table
         keep = self.highlighted_row_id()
         table.clear()
-        order_key = sort_key_function(self.sort_column, self.sort_descending)
-        models = self.state.models
-        self._order = sorted((order_key(r), r.row_id) for r in models.values()
-                             if row_matches(r, self.text_filter, self.phase_filter, self.class_filter))
-        table.load_rows([(row_id, self._cells(models[row_id])) for _, row_id in self._order])
-        self.shown = {row_id for _, row_id in self._order}
+        views, filters = self._views, (self.text_filter, self.phase_filter, self.class_filter)
+        shown = [row_id for _, row_id in self._order if views[row_id].matches(*filters)]
+        table.load_rows([(row_id, views[row_id].cells) for row_id in shown])
+        self.shown = set(shown)
         self.rebuilds += 1
         self._restore_cursor(keep)
         self.update_info()
@@ -209,71 +243,73 @@ class ModelBrowser(Vertical):
     def add_changed(self, row_ids: list[str]) -> None:
         """New or updated rows since the last tick: append or patch them, then place them in order.
 
-        New rows are merged into the sorted order at their place; nothing is
-        re-sorted as a whole, so a tick costs O(shown rows) of cheap work
+        Changed rows are merged into the sorted order at their place; nothing
+        is re-sorted as a whole, so a tick costs O(rows) of cheap work
         however large the table is.
         """
-        if not row_ids:
+        changed = {row_id: self.state.models[row_id] for row_id in dict.fromkeys(row_ids)
+                   if row_id in self.state.models}
+        if not changed:
             return
-        if len(row_ids) > FULL_REBUILD_AT:
-            self.rebuild()
+        if len(self.shown.intersection(changed)) > FULL_REBUILD_AT:
+            self.rebuild()  # patching that many shown rows cell by cell costs more than reloading them
             return
         table = self.table
         keep = self.highlighted_row_id()
-        order_key = sort_key_function(self.sort_column, self.sort_descending)
-        placed: list[tuple[Any, str]] = []
-        moved: set[str] = set()
+        filters = (self.text_filter, self.phase_filter, self.class_filter)
         new_rows: list[tuple[str, list[Any]]] = []
-        for row_id in dict.fromkeys(row_ids):
-            row = self.state.models.get(row_id)
-            if row is None or not row_matches(row, self.text_filter, self.phase_filter, self.class_filter):
-                continue
-            cells = self._cells(row)
+        for row_id, row in changed.items():
+            view = self._view(row_id, row)
             if row_id in self.shown:
-                for column, cell in zip(COLUMNS, cells):
+                for column, cell in zip(COLUMNS, view.cells):
                     table.update_cell(row_id, column.key, cell)
-                moved.add(row_id)  # its metrics may have changed: place it again
-            else:
-                new_rows.append((row_id, cells))
+            elif view.matches(*filters):
+                new_rows.append((row_id, view.cells))
                 self.shown.add(row_id)
-            placed.append((order_key(row), row_id))
-        if not placed:
-            return
-        if new_rows:
-            table.load_rows(new_rows)
+        moved = self._ordered.intersection(changed)  # their metrics may have changed: place them again
         if moved:
             self._order = [entry for entry in self._order if entry[1] not in moved]
-        self._order.extend(sorted(placed))
+        self._order.extend(self._sorted_entries(changed))
         self._order.sort()  # two sorted runs: Timsort merges them in one linear pass
-        self._apply_order()
-        self._restore_cursor(keep)
+        self._ordered.update(changed)
+        if new_rows:
+            table.load_rows(new_rows)
+        if not self.shown.isdisjoint(changed):
+            self._apply_order()
+            self._restore_cursor(keep)
         self.update_info()
 
-    def _cells(self, row: ModelRow) -> list[Any]:
-        """Plain strings (escaped: DataTable reads str cells as markup); cached per row object,
-        so a filter change re-uses them instead of formatting 10,000 rows again."""
-        cached = self._cell_cache.get(row.row_id)
-        if cached is not None and cached[0] is row:
-            return cached[1]
-        cells: list[Any] = [RowCell(_plain(row.algorithm or "?"), row.row_id)]
+    def _view(self, row_id: str, row: ModelRow) -> _RowView:
+        """The row's cells (plain strings, escaped: DataTable reads str cells as markup), best key and
+        search text, cached per row object, so a sort or filter change does not recompute 10,000 of them."""
+        view = self._views.get(row_id)
+        if view is not None and view.row is row:
+            return view
+        cells: list[Any] = [RowCell(_plain(row.algorithm or "?"), row_id)]
         cells.extend(_plain(column.render(row)) for column in COLUMNS[1:])
-        self._cell_cache[row.row_id] = (row, cells)
-        return cells
+        view = _RowView(row, cells, best_key(row), row.search_text())
+        self._views[row_id] = view
+        return view
+
+    def _sorted_entries(self, rows: dict[str, ModelRow]) -> list[tuple[Any, str]]:
+        """(sort key, row id) of these rows, sorted in the current order."""
+        key = _order_key(self.sort_column, self.sort_descending)
+        view = self._view
+        return sorted((key(row, view(row_id, row).best), row_id) for row_id, row in rows.items())
 
     def _sort_all(self) -> None:
-        """A new sort order: one key per shown row, one sort."""
-        order_key = sort_key_function(self.sort_column, self.sort_descending)
-        models = self.state.models
-        self._order = sorted((order_key(models[row_id]), row_id) for row_id in self.shown if row_id in models)
+        """A new sort order: one key per row taken in (from the cached views), one sort."""
+        key = _order_key(self.sort_column, self.sort_descending)
+        views = self._views
+        self._order = sorted((key(views[row_id].row, views[row_id].best), row_id) for row_id in self._ordered)
         self.full_sorts += 1
         self._apply_order()
 
     def _apply_order(self) -> None:
-        rows = self.state.models
-        order_key = sort_key_function(self.sort_column, self.sort_descending)
-        placeholder = ModelRow(key="")
-        self.table.set_order([row_id for _, row_id in self._order],
-                             first_cell_key=lambda cell: order_key(rows.get(cell.row_id, placeholder)))
+        """Put the table's rows in the order of _order (the shown ones)."""
+        shown = self.shown
+        self.table.set_order([row_id for _, row_id in self._order if row_id in shown],
+                             row_id_of=lambda cell: cell.row_id)  # the first cell is a RowCell
 
     def _restore_cursor(self, row_id: str | None) -> None:
         table = self.table
@@ -306,7 +342,7 @@ class ModelBrowser(Vertical):
                 f"phase {self.phase_filter} · class {class_text}")
         if self.marked:
             info += f" · marked {len(self.marked)}/2"
-        self.query_one("#browser-info", Static).update(Text(info))
+        self.query_one("#browser-info", LiveText).show(Text(info))
 
     # ----- state and its watchers ---------------------------------------------
     @property
@@ -324,13 +360,13 @@ class ModelBrowser(Vertical):
         self.update_info()
 
     def watch_phase_filter(self) -> None:
-        self.rebuild()
+        self._refill()
 
     def watch_class_filter(self) -> None:
-        self.rebuild()
+        self._refill()
 
     def watch_text_filter(self) -> None:
-        self.rebuild()
+        self._refill()
 
     def watch_marked(self) -> None:
         self.update_info()

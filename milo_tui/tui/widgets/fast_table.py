@@ -17,8 +17,10 @@ is one pass over the row-position map, and body cells are one cached segment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable
+from operator import itemgetter
+from typing import Any, Callable, Iterable
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -33,6 +35,23 @@ WRITTEN_AGAINST_MAJOR = 8  # Textual 8.2.x
 FAST_CELL_CACHE = 20_000  # rendered body cells kept (a few screens' worth, with cursor/zebra variants)
 _PRIVATE_MEMBERS = ("_update_dimensions", "_render_cell", "_get_styles_to_render_cell", "_clear_caches",
                     "_total_row_height", "_highlight_cursor")
+
+
+@dataclass(slots=True)
+class _LoadedRow:
+    """A row as DataTable keeps it, built once from the caller's cells and re-used when the row is
+    loaded again (a filter cleared): no per-cell dict building or measuring the second time."""
+
+    cells: list[Any]  # the caller's list this was built from (compared by identity)
+    key: RowKey
+    data: dict  # column key -> cell, DataTable's _data entry
+    row: Row
+    widths: tuple[int, ...]  # each cell's width in terminal columns, in column order
+
+
+def _width(cell: Any) -> int:
+    text = "" if cell is None else str(cell)
+    return len(text) if text.isascii() else cell_len(text)
 
 
 def available() -> bool:
@@ -51,6 +70,7 @@ class FastOrderedTable(OrderedTable):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._fast_cell_cache: dict[tuple, list[list[Segment]]] = {}  # before super(): its watchers clear it
+        self._loaded: dict[str, _LoadedRow] = {}  # row key -> its last loaded form, shown or not
         super().__init__(*args, **kwargs)
 
     def notify_style_update(self) -> None:
@@ -61,7 +81,7 @@ class FastOrderedTable(OrderedTable):
         super()._clear_caches()
         self._fast_cell_cache.clear()
 
-    def set_order(self, row_ids: list[str], first_cell_key: Callable[[Any], Any]) -> None:
+    def set_order(self, row_ids: list[str], row_id_of: Callable[[Any], str]) -> None:
         """One pass that sets the row positions, instead of DataTable.sort's key calls and sort."""
         keys = {key.value: key for key in self.rows}
         locations = type(self._row_locations)  # DataTable's two-way dict, whatever it is called
@@ -73,20 +93,39 @@ class FastOrderedTable(OrderedTable):
         """Append many rows with their bookkeeping set directly (no per-row measuring or refresh)."""
         was_empty = self.row_count == 0
         columns = self.ordered_columns
+        data, table_rows, new_rows = self._data, self.rows, self._new_rows
+        start = len(data)
+        keys: list[RowKey] = []
         for key, cells in rows:
-            row_key = RowKey(key)
-            if row_key in self._row_locations:
+            loaded = self._loaded.get(key)
+            if loaded is None or loaded.cells is not cells:
+                row_key = RowKey(key)
+                loaded = _LoadedRow(cells, row_key, {column.key: cell for column, cell in zip(columns, cells)},
+                                    Row(row_key, 1, None, False), tuple(map(_width, cells)))
+                self._loaded[key] = loaded
+            row_key = loaded.key
+            if row_key in data:
                 raise DuplicateKey(f"The row key {row_key!r} already exists.")
-            self._row_locations[row_key] = len(self._data)
-            self._data[row_key] = {column.key: cell for column, cell in zip(columns, cells)}
-            self.rows[row_key] = Row(row_key, 1, None, False)
-            self._new_rows.add(row_key)
+            data[row_key] = loaded.data
+            table_rows[row_key] = loaded.row
+            keys.append(row_key)
+        new_rows.update(keys)
+        if was_empty:  # a refill: build the row-position map in one go
+            self._row_locations = type(self._row_locations)({key: index for index, key in enumerate(keys)})
+        else:
+            for index, row_key in enumerate(keys, start):
+                self._row_locations[row_key] = index
         self._require_update_dimensions = True
         self.cursor_coordinate = self.cursor_coordinate
         if was_empty and rows and self.show_cursor and self.cursor_type != "none":
             self._highlight_cursor()
         self._update_count += 1
         self.check_idle()
+
+    def update_cell(self, row_key: RowKey | str, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        """DataTable's, after forgetting the row's loaded form (its cells are no longer the caller's list)."""
+        self._loaded.pop(row_key.value if isinstance(row_key, RowKey) else row_key, None)
+        super().update_cell(row_key, column_key, value, update_width=update_width)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,  # type: ignore[override]
                      cursor: bool = False, hover: bool = False):
@@ -120,14 +159,23 @@ class FastOrderedTable(OrderedTable):
             self._fast_cell_cache[cache_key] = lines
         return lines
 
-    def _update_dimensions(self, new_rows) -> None:  # type: ignore[override]
-        """Column widths from the cells' lengths (plain one-line text) instead of rich measuring."""
-        columns = list(self.columns.values())
-        data = self._data
-        rows = [data[key] for key in new_rows if key in data]
-        for column in columns:
-            texts = [row.get(column.key) or "" for row in rows]
-            width = max((len(t) if t.isascii() else cell_len(t) for t in map(str, texts)), default=0)
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:  # type: ignore[override]
+        """Column widths from the cells' lengths (plain one-line text) instead of rich measuring,
+        taken from the widths recorded when the rows were loaded."""
+        columns = self.ordered_columns
+        data, loaded = self._data, self._loaded
+        widths: list[tuple[int, ...]] = []
+        for key in new_rows:
+            row_data = data.get(key)
+            if row_data is None:
+                continue  # removed before the table went idle
+            entry = loaded.get(key.value)
+            if entry is not None and entry.data is row_data:
+                widths.append(entry.widths)
+            else:
+                widths.append(tuple(_width(row_data.get(column.key)) for column in columns))
+        for index, column in enumerate(columns):
+            width = max(map(itemgetter(index), widths), default=0)
             column.content_width = max(column.content_width, width, cell_len(str(column.label)))
         self._line_cache.clear()
         self._styles_cache.clear()

@@ -6,11 +6,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Static
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.charts import memory_graph, progress_bar, time_axis
 from milo_tui.runstate import RunState
+from milo_tui.tui.widgets.live_text import LiveText
 from milo_tui.tui.widgets.palette import LEVEL_TAGS, STATUS_TAGS, STATUS_WORDS, lines_to_text
 
 SUMMARY_LINES = 6
@@ -96,12 +96,12 @@ class MemoryDashboard(Vertical):
         self.border_title = "Memory"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="memory-summary")
+        yield LiveText(id="memory-summary")
         yield MemoryGraph(self.state, id="memory-graph")
 
     def refresh_from_state(self) -> None:
         summary = memory_summary(self.state, self.app.palette, self.content_size.width)  # type: ignore[attr-defined]
-        self.query_one("#memory-summary", Static).update(summary)
+        self.query_one("#memory-summary", LiveText).show(summary)
         self.query_one(MemoryGraph).refresh()
         self.border_subtitle = STATUS_WORDS[self.state.memory_status].lower()
 
@@ -144,7 +144,7 @@ class ProcessPanel(VerticalScroll):
         self.border_title = "Processes (PSS, CPU)"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="process-lines")
+        yield LiveText(id="process-lines")
 
     def refresh_from_state(self) -> None:
-        self.query_one("#process-lines", Static).update(process_lines(self.state))
+        self.query_one("#process-lines", LiveText).show(process_lines(self.state))

@@ -28,16 +28,17 @@ class OrderedTable(DataTable):
         for key, cells in rows:
             self.add_row(*cells, key=key)
 
-    def set_order(self, row_ids: list[str], first_cell_key: Callable[[Any], Any]) -> None:
+    def set_order(self, row_ids: list[str], row_id_of: Callable[[Any], str]) -> None:
         """Show every row of the table in the order of `row_ids`.
 
         The public API can only sort by cell values, so the rows are sorted
-        by `first_cell_key` applied to the first column's cell, which the
-        caller makes agree with `row_ids`.
+        by the position in `row_ids` of the row that the first column's cell
+        belongs to (`row_id_of(cell)`, which the caller provides).
         """
         if self.row_count:
+            position = {row_id: index for index, row_id in enumerate(row_ids)}
             first_column = next(iter(self.columns))
-            self.sort(first_column, key=first_cell_key)
+            self.sort(first_column, key=lambda cell: position.get(row_id_of(cell), len(position)))
 
 
 def fast_table_wanted() -> bool:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.runstate import RunState
+from milo_tui.tui.widgets.live_text import LiveText
 
 
 def storage_lines(storage: dict) -> Text:
@@ -30,7 +30,7 @@ def storage_lines(storage: dict) -> Text:
     return text
 
 
-class StoragePanel(Static):
+class StoragePanel(LiveText):
     DEFAULT_CSS = "StoragePanel { height: 10; border: round $primary 50%; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, state: RunState, **kwargs) -> None:
@@ -41,4 +41,4 @@ class StoragePanel(Static):
     def refresh_from_state(self) -> None:
         # Said when the figures come from the archives on disk rather than the engine's events.
         self.border_subtitle = "from disk" if self.state.storage.get("source") == "project" else ""
-        self.update(storage_lines(self.state.storage))
+        self.show(storage_lines(self.state.storage))
