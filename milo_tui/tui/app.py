@@ -202,8 +202,8 @@ class MiloApp(App[int]):
         if self.state.version == self._painted_version and not force_all:
             return
         screen = self.main_screen
-        if not screen.is_mounted:
-            return
+        if not screen.is_mounted or not self.is_running:
+            return  # not composed yet, or shutting down (the timer can fire while the screen is torn down)
         with self.batch_update():
             screen.refresh_from_state(force_all=force_all)
         self._painted_version = self.state.version
@@ -454,8 +454,10 @@ class MiloApp(App[int]):
             return
         counts = ", ".join(f"{label}: {n}" for label, n in sorted(done.predicted_counts.items()))
         message = f"Predicted {done.rows} rows with {done.key} → {done.output} ({counts})"
-        self.call_from_thread(self.notify, message, timeout=15)
-        self.call_from_thread(self.state.note, self.clock(), "info", message)
+        notes = "\n".join(f"Note: {note}" for note in done.notes)  # what `milo predict` prints beside it
+        self.call_from_thread(self.notify, f"{message}\n{notes}".strip(), severity="warning" if notes else "information",
+                              timeout=30 if notes else 15)
+        self.call_from_thread(self.state.note, self.clock(), "warning" if notes else "info", message, notes)
 
     def action_mark(self) -> None:
         self._browser_action("toggle_mark")

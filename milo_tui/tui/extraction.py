@@ -63,6 +63,7 @@ class ModelDetails:
     report: dict[str, str] = field(default_factory=dict)
     class_results: dict[str, Any] | None = None
     error: str = ""  # set when the model could not be extracted (the rest may still show)
+    notes: list[str] = field(default_factory=list)  # what `milo predict` would say about this model
     seconds: float = 0.0
 
 
@@ -77,12 +78,29 @@ def gather_details(store: ModelStoreLike | None, paths: ProjectPaths, row: Model
         try:
             pipeline = store.open_model(row.model_key)
             details.steps = describe_pipeline(pipeline)
+            details.notes = model_notes(paths, row.model_key, pipeline)
         except MiloError as exc:
             details.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - anything else is shown, never crashes the UI
             details.error = f"Extraction failed: {type(exc).__name__}: {exc}"
     details.seconds = timer() - started
     return details
+
+
+def model_notes(paths: ProjectPaths, key: str, model: Any) -> list[str]:
+    """The notes `milo predict` and `milo compare` print about a model they open (trained under another
+    scikit-learn than the installed one; saved by an older milo), from their own code."""
+    from milo_tui.results.model import ProjectData, describe_model, sklearn_version_note  # scikit-learn: loaded
+
+    try:
+        data = ProjectData.read(paths.root)
+    except MiloError:
+        return []  # no readable metadata.json: nothing is known about how it was trained
+    try:
+        return describe_model(key, model, data).notes
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):  # not a fitted classifier
+        note = sklearn_version_note(data.trained_versions.get("scikit-learn"))
+        return [note] if note else []
 
 
 def describe_pipeline(pipeline: Any) -> list[PipelineStep]:

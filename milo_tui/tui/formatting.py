@@ -1,8 +1,20 @@
-"""Short text forms of numbers for a terminal cell."""
+"""Short text forms of numbers and statuses for a terminal cell."""
 
 from __future__ import annotations
 
 from milo_tui.config import format_size
+
+
+RUN_STATUS_TEXT = {
+    "waiting": "waiting for the engine", "running": "running", "completed": "completed",
+    "stopped_memory": "STOPPED: out of memory", "failed": "FAILED", "interrupted": "interrupted",
+    "disk_full": "STOPPED: disk full", "engine_died": "ENGINE DIED",
+}
+
+
+def run_status(status: str) -> str:
+    """How the screens word a run status (an unknown one as it came)."""
+    return RUN_STATUS_TEXT.get(status, status)
 
 
 def size(n: float | int | None) -> str:

@@ -220,6 +220,48 @@ async def test_predict_on_a_typed_csv_from_the_details_screen(finished, tmp_path
 
 
 @sync
+async def test_details_and_predict_note_a_model_trained_under_another_scikit_learn(finished, tmp_path):
+    """The note `milo predict` prints (results.model.sklearn_version_note) reaches the details screen and
+    the TUI's own predict, from the same code."""
+    import json
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from milo_tui.results.model import sklearn_version_note
+
+    meta = json.loads(finished.metadata.read_text())
+    meta["data"] = {"feature_names": ["a", "b"], "class_values": ["benign", "malignant"],
+                    "label_mapping": {"benign": 0, "malignant": 1}, "model_format": 2}
+    meta["versions"] = {"scikit-learn": "0.20.0"}
+    finished.metadata.write_text(json.dumps(meta))
+    data = tmp_path / "new.csv"
+    data.write_text("a,b\n0.5,1\n2.5,0\n")
+
+    class FittedStore(FakeStore):
+        def open_model(self, key: str):
+            X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+            return LogisticRegression().fit(X, ["benign", "malignant", "benign", "malignant"])
+
+    app = watch_app(finished, store=FittedStore(finished.root), warm_imports=False)
+    note = sklearn_version_note("0.20.0")
+    assert note and "0.20.0" in note
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30)
+        await pilot.press("2", "x")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.details is not None)
+        assert app.screen.details.notes == [note]
+        assert "scikit-learn 0.20.0" in str(app.screen.query_one("#detail-pipeline").content)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog))
+        await pilot.press("ctrl+u", *str(data), "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        predicted = [e for e in app.state.log if e.message.startswith("Predicted 2 rows")]
+        assert predicted and note in predicted[0].detail and predicted[0].level == "warning"
+
+
+@sync
 async def test_mark_two_models_and_compare_them(finished, monkeypatch):
     """m marks, v opens the comparison computed by milo compare's own compare_models."""
     from milo_tui.errors import BadInputError
@@ -338,6 +380,47 @@ async def test_wide_terminals_show_the_panes_together_and_narrow_ones_tabs(finis
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.1)
         assert shown() == [False, True, False]
+
+
+@sync
+async def test_panes_a_resize_brings_on_screen_show_the_run_as_it_is(finished):
+    """A replayed, finished run: nothing new arrives after the resize, so a pane that appears must
+    catch up on its own. What must survive: the event log's history, the dashboard's figures."""
+    from milo_tui.tui.widgets.eventlog import EventLog
+
+    app = watch_app(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.state.models) == 30 and app.state.is_final)
+        await pilot.press("2")  # the Models tab alone: dashboard and event log are hidden
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)  # refresh ticks repaint the visible pane only
+        screen = app.main_screen
+        log = screen.query_one("#event-log", EventLog)
+        assert not log.lines
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause(0.2)
+        assert screen.visible_panes() == {"dashboard", "models", "events"}
+        shown = "\n".join(line.text for line in log.lines)
+        assert "Run completed" in shown  # the history written while it was hidden
+        assert "Models saved" in str(screen.query_one("#storage").content)
+        assert "Models 30/30" in str(screen.query_one("#memory-summary").content)
+        await pilot.resize_terminal(80, 40)  # narrow and tall: the dashboard's own log, once on its tab
+        await pilot.press("1")
+        await pilot.pause(0.2)
+        dash_log = screen.query_one("#dash-log", EventLog)
+        assert "Run completed" in "\n".join(line.text for line in dash_log.lines)
+
+
+@sync
+async def test_the_processes_of_a_finished_run_are_not_shown_as_live(finished):
+    app = watch_app(finished)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.state.is_final)
+        await settle(pilot, app)
+        assert app.state.memory.get("processes")  # the journal's last sample lists some
+        text = str(app.main_screen.query_one("#process-lines").content)
+        assert "the run is over" in text and "completed" in text
+        assert "worker" not in text and "role" not in text  # no table of processes that have exited
 
 
 @sync

@@ -33,18 +33,11 @@ TALL_ENOUGH_FOR_LOG = 34  # narrow: rows from which the dashboard also shows the
 WIDE_TALL_ENOUGH_FOR_LOG = 40  # wide: rows from which the event log gets a pane below the others
 TABS = (("dashboard", "Dashboard [1]"), ("models", "Models [2]"), ("events", "Events [3]"))
 
-STATUS_TEXT = {
-    "waiting": "waiting for the engine", "running": "running", "completed": "completed",
-    "stopped_memory": "STOPPED: out of memory", "failed": "FAILED", "interrupted": "interrupted",
-    "disk_full": "STOPPED: disk full", "engine_died": "ENGINE DIED",
-}
-
-
 def status_line(state: RunState, mode: str, project_name: str, palette: dict[str, str]) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(" milo ", style="bold reverse")
     text.append(f" {project_name} · {mode} · ")
-    status = STATUS_TEXT.get(state.status, state.status)
+    status = fmt.run_status(state.status)
     if state.status == "engine_died" and state.exit_code is not None:
         status += f" (exit {state.exit_code})"
     bad = state.status not in ("waiting", "running", "completed")
@@ -97,9 +90,12 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         width, height = self.size
+        before = self.visible_panes()
         self.wide = width >= WIDE_COLUMNS
         self.set_class(height >= TALL_ENOUGH_FOR_LOG, "tall")
         self.set_class(height >= WIDE_TALL_ENOUGH_FOR_LOG, "wide-tall")
+        if self.visible_panes() - before:
+            self.refresh_from_state()  # a pane the new size brings on screen shows the run as it is now
 
     def watch_wide(self, wide: bool) -> None:
         self.set_class(wide, "wide")
@@ -122,21 +118,28 @@ class MainScreen(Screen[None]):
 
     def shows(self, pane: str) -> bool:
         """Whether a pane is on screen now (wide: all but the events pane when short)."""
+        return pane in self.visible_panes()
+
+    def visible_panes(self) -> set[str]:
+        """The panes on screen now: "dashboard", "dash-log" (the dashboard's own log), "models", "events"."""
         if self.wide:
-            return pane != "events" or self.has_class("wide-tall")
-        return pane == self.active_tab
+            return {"dashboard", "models", "events"} if self.has_class("wide-tall") else {"dashboard", "models"}
+        if self.active_tab == "dashboard" and self.has_class("tall"):
+            return {"dashboard", "dash-log"}
+        return {self.active_tab}
 
     def refresh_from_state(self, force_all: bool = False) -> None:
-        """Repaint what the user can see; hidden panes catch up when they are shown."""
+        """Repaint what the user can see; hidden panes catch up when they are shown (tab or resize)."""
         palette = self.app.palette  # type: ignore[attr-defined]
         self.query_one("#status-line", LiveText).show(status_line(self.state, self.mode, self.project_name, palette))
-        if force_all or self.shows("dashboard"):
+        visible = self.visible_panes()
+        if force_all or "dashboard" in visible:
             self.query_one(MemoryDashboard).refresh_from_state()
             self.query_one(ProcessPanel).refresh_from_state()
             self.query_one(StoragePanel).refresh_from_state()
-            if self.has_class("tall") and not self.wide:
-                self.query_one("#dash-log", EventLog).refresh_from_state()
-        if force_all or self.shows("models"):
+        if force_all or "dash-log" in visible:
+            self.query_one("#dash-log", EventLog).refresh_from_state()
+        if force_all or "models" in visible:
             self.query_one(ModelBrowser).add_changed(self.state.drain_pending_rows())
-        if force_all or self.shows("events"):
+        if force_all or "events" in visible:
             self.query_one("#event-log", EventLog).refresh_from_state()

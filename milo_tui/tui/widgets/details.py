@@ -41,6 +41,8 @@ def pipeline_text(details: ModelDetails) -> Text:
     text = Text()
     if details.error:
         text.append(details.error + "\n", style="bold")
+    for note in details.notes:
+        text.append(f"Note: {note}\n", style="bold")
     if not details.steps:
         if not details.error:
             text.append("(no pipeline steps)\n")

@@ -54,7 +54,7 @@ def memory_summary(state: RunState, palette: dict[str, str], width: int) -> Text
     text.append(f" {100 * state.progress:.0f}%  ETA {fmt.duration(state.eta_seconds)}"
                 f" · remaining peak est. {fmt.size(memory.get('estimated_remaining_peak_bytes'))}"
                 f" · phase {state.phase or '-'}\n")
-    alert = state.predictive_alert
+    alert = None if state.is_final else state.predictive_alert  # a forecast about a run that is over is moot
     if alert is not None:
         text.append(f"⚠ {alert.message}", style=palette.get("warn_bold", ""))
     else:
@@ -111,10 +111,18 @@ def _cpu_text(value: object) -> str:
 
 
 def process_lines(state: RunState) -> Text:
-    """Every process of the run, heaviest first: role, pid, PSS, CPU % of one core; then the total."""
+    """Every process of a live run, heaviest first: role, pid, PSS, CPU % of one core; then the total.
+    A finished run (or a dead engine) has none, and says so."""
     processes = state.memory.get("processes") or []
     rows = sorted((p for p in processes if isinstance(p, dict)), key=lambda p: -(p.get("pss_bytes") or 0))
     text = Text(no_wrap=True, overflow="ellipsis")
+    if state.is_final:  # the last sample's processes have exited: never show them as if they ran
+        text.append(f"No processes: the run is over\n({fmt.run_status(state.status)}).")
+        if rows and state.memory_series:
+            total = sum(p.get("pss_bytes") or 0 for p in rows)
+            text.append(f"\nLast sample, {fmt.clock_time(state.memory_series[-1].ts)}:\n"
+                        f"{len(rows)} processes, {fmt.size(total)} PSS", style="dim")
+        return text
     if not rows:
         text.append("no process data yet")
         return text
