@@ -98,7 +98,8 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> bool:
 
 
 def kill_process_group(pgid: int) -> None:
-    """Workers and the forkserver share the engine's process group; none may outlive a test."""
+    """The forkserver shares the engine's process group (its training children, each in a group of
+    their own, die with it: engine/childguard.py); none may outlive a test."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -33,13 +33,10 @@ from distributed import WorkerPlugin, get_worker
 
 from milo_tui.cluster.wire import (PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes, NodeMemory,
                                    NodeResult, data_fingerprint)
-from milo_tui.engine.executor import PRELOAD, KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind
+from milo_tui.engine.executor import KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind
 from milo_tui.engine.worker import TrainTask
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.sampler import sample_tree
-
-CHILD_PRELOAD = [*PRELOAD, "milo_tui.cluster.child"]
-
 
 def allow_children() -> None:
     """Let this Dask worker process start processes of its own.
@@ -47,7 +44,7 @@ def allow_children() -> None:
     A nanny starts its worker as a daemonic process (distributed.worker.daemon,
     True by default) and multiprocessing refuses children to daemons. milo's
     children are never left behind without that flag: the plugin kills them at
-    teardown, and milo_tui.cluster.child makes them die with their forkserver,
+    teardown, and milo_tui.engine.childguard makes them die with their forkserver,
     which dies with this worker.
     """
     current = multiprocessing.current_process()
@@ -130,7 +127,7 @@ class MiloNode(WorkerPlugin):
         self.data_dir = install_data(self.root, self.fingerprint, self.arrays)
         self.arrays = {}  # on disk now; do not hold a second copy in the worker
         self.limit = resolve_limit(self.memory_budget)
-        self.executor: LocalExecutor[str] = LocalExecutor(preload=CHILD_PRELOAD)
+        self.executor: LocalExecutor[str] = LocalExecutor()
         self.executor.warm_up(threads_per_worker=1)
         self._lock = threading.Lock()
         self._ended: dict[int, Outcome] = {}

@@ -20,6 +20,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ PRELOAD = [
     "sklearn.feature_selection",
     "sklearn.preprocessing",
     "sklearn.metrics",
+    "milo_tui.engine.childguard",  # last: only the forkserver imports it (children die with it)
 ]
 
 
@@ -199,6 +201,33 @@ def _peak_bytes() -> int:
     return int(peak_memory_mb() * 1024 * 1024)
 
 
+def _child_main(target: Callable[..., None], args: tuple) -> None:
+    """First and last steps of every child process this executor starts.
+
+    A child is not daemonic (joblib silently runs n_jobs > 1 as n_jobs = 1 in a
+    daemonic process) and leads its own process group, so its joblib helpers are
+    ended with it: kill() signals the whole group, and a child that died without
+    an answer has its group ended when its outcome is collected.
+    """
+    os.setpgrp()
+    try:
+        target(*args)
+    finally:
+        _stop_joblib_workers()
+
+
+def _stop_joblib_workers() -> None:
+    """End loky's reusable workers now: they idle 300 s after the last job, and the child would wait for them.
+
+    Ending them cleanly also lets loky's resource tracker delete the memory-mapped
+    temp folders (RAM, in /dev/shm) before the child exits.
+    """
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None)  # None until a search ran with n_jobs > 1
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 def _worker_entry(task: TrainTask, conn) -> None:
     """Entry point of a local worker process: run the task, send one Outcome, exit."""
     try:
@@ -260,6 +289,12 @@ class LocalExecutor(Generic[U]):
         probe.start()
         probe.join()
 
+    def _child(self, target: Callable[..., None], args: tuple, name: str) -> multiprocessing.Process:
+        """Start one child of the forkserver (see _child_main for what every child does)."""
+        process = self._ctx.Process(target=_child_main, args=(target, args), daemon=False, name=name)
+        process.start()
+        return process
+
     def call(self, function, *args, **kwargs):
         """Run `function(*args, **kwargs)` in a fresh worker and return its result.
 
@@ -267,14 +302,14 @@ class LocalExecutor(Generic[U]):
         dies without an answer raises RuntimeError with how it ended.
         """
         receiver, sender = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=_call_and_send, args=(function, args, kwargs, sender),
-                                    daemon=True, name=f"milo-call {getattr(function, '__name__', 'task')}")
-        process.start()
+        process = self._child(_call_and_send, (function, args, kwargs, sender),
+                              f"milo-call {getattr(function, '__name__', 'task')}")
         sender.close()
         try:
             kind, payload = receiver.recv()
         except EOFError:
             process.join()
+            _end_group(process.pid)
             raise RuntimeError(f"the worker running {function.__name__} exited with code "
                                f"{process.exitcode} without an answer") from None
         finally:
@@ -286,9 +321,7 @@ class LocalExecutor(Generic[U]):
 
     def start(self, task: TrainTask, unit: U) -> TaskHandle[U]:
         receiver, sender = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=_worker_entry, args=(task, sender), daemon=True,
-                                    name=f"milo-worker {task.spec.name}")
-        process.start()
+        process = self._child(_worker_entry, (task, sender), f"milo-worker {task.spec.name}")
         sender.close()
         handle = TaskHandle(task_id=next(self._ids), unit=unit, name=task.spec.name, pid=process.pid,
                             host=self._host)
@@ -331,6 +364,7 @@ class LocalExecutor(Generic[U]):
         task.conn.close()
         if answer is not None:
             return answer
+        _end_group(task.handle.pid)  # it died mid-task: its joblib helpers (if any) must not live on
         code = task.process.exitcode
         if task.handle.killed is not None:
             return Outcome(OutcomeKind.KILLED, killed=task.handle.killed, exitcode=code)
@@ -338,11 +372,8 @@ class LocalExecutor(Generic[U]):
 
     def kill(self, handle: TaskHandle[U], reason: KillReason) -> None:
         handle.killed = reason
-        try:
-            # Its loky helpers (n_jobs > 1) notice their parent is gone and exit.
-            os.kill(handle.pid, signal.SIGKILL)
-        except (ProcessLookupError, TypeError):
-            pass
+        if handle.pid is not None:
+            _kill_group(handle.pid)
 
     def resources(self) -> ResourceView:
         processes = [ProcessInfo(t.handle.pid, ProcessRole.WORKER, self._host, t.handle)
@@ -360,6 +391,32 @@ class LocalExecutor(Generic[U]):
             task.process.join(timeout=5)
             task.conn.close()
         self._tasks.clear()
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a child and its joblib helpers (its process group; the child alone if it has none yet)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # killed before it made its group: nothing of its own started yet
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    except PermissionError:  # the pid is no longer a group of ours
+        pass
+
+
+def _end_group(pid: int | None) -> None:
+    """A child died without an answer: end its helpers and drop their temp files (RAM in /dev/shm)."""
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    from milo_tui.memory.cleanup import default_temp_roots, remove_temp_entries, removable_temp_entries
+
+    remove_temp_entries(removable_temp_entries(default_temp_roots(), [pid]))
 
 
 def _forkserver_pid() -> int | None:
