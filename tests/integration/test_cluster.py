@@ -166,3 +166,28 @@ def test_sigterm_then_resume_on_the_cluster_gives_every_model_once(tmp_path, clu
     assert not done_before & {e.data["key"] for e in resumed.of_type(ev.MODEL_FINISHED)}
     assert_run_consistent(project, 12)
     assert not _node_tasks_left(node_dir)
+
+
+def _joblib_in_a_node_child(n_jobs: int) -> dict:
+    """A Dask task: run joblib in a child of this node's milo forkserver, as a search would."""
+    from joblib_probe import joblib_pids
+
+    from milo_tui.cluster.node import _plugin
+
+    return _plugin().executor.call(joblib_pids, n_jobs)
+
+
+def test_a_node_s_training_child_runs_joblib_with_the_jobs_it_was_given(cluster):
+    from milo_tui.cluster.node import MiloNode
+    from milo_tui.cluster.wire import PLUGIN_NAME, data_fingerprint
+
+    client, _ = cluster
+    arrays = {"X_fit.npy": b"x", "y_fit.npy": b"y"}
+    client.register_plugin(MiloNode(data_fingerprint(arrays), arrays, None), name=PLUGIN_NAME)
+    try:
+        seen = client.submit(_joblib_in_a_node_child, 2, pure=False).result(timeout=60)
+    finally:
+        client.unregister_worker_plugin(PLUGIN_NAME)
+    assert not [w for w in seen["warnings"] if "n_jobs=1" in w], seen["warnings"]
+    assert len(seen["job_pids"]) == 2 and seen["child"] not in seen["job_pids"], seen
+    assert wait_for(lambda: not any(_alive(p) for p in seen["job_pids"]), timeout=5), seen
