@@ -27,6 +27,7 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from milo_tui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, MiloError
+from milo_tui.keys import RunStatus
 from milo_tui.launcher import EngineProcess, log_tail, start_engine
 from milo_tui.project import ProjectPaths
 from milo_tui.tui import project_files
@@ -51,6 +52,8 @@ REFRESH_SECONDS = 0.2  # 5 Hz: smooth enough to watch, cheap enough over SSH
 LIVENESS_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 120.0
 LAG_SAMPLES = 200_000
+CALM_EVENTS_PER_TICK = 50  # at most this many events in a tick counts as calm (warm-up of the imports)
+CALM_SECONDS_BEFORE_WARM_UP = 1.0
 
 
 def default_store_factory(root: Path) -> ModelStoreLike:
@@ -106,6 +109,8 @@ class MiloApp(App[int]):
         self.detached = False
         self.stopping = False
         self.warm_imports = warm_imports
+        self._warm_up_started = False
+        self._calm_ticks = 0  # refresh ticks in a row with few events, since the run started
         self.warm_up_seconds: float | None = None
         # Benchmarks: seconds from each event's ts to the repaint that showed it (bounded).
         self.lag_samples: deque[float] | None = deque(maxlen=LAG_SAMPLES) if record_lag else None
@@ -137,7 +142,21 @@ class MiloApp(App[int]):
             self.set_interval(LIVENESS_SECONDS, self._check_watched_engine)
         self.set_interval(self.refresh_seconds, self.refresh_tick)
         self.refresh_tick()
-        if self.warm_imports:
+
+    def _warm_up_when_calm(self, events_this_tick: int) -> None:
+        """Start the warm-up once the run is over, or has started and sent few events for a second.
+
+        The imports hold the GIL for seconds; started while a fast run streams
+        thousands of events a second, they starved the refresh ticks and the
+        screen fell behind (docs/PERFORMANCE.md, TUI). A run that trains real
+        models sends a few events a second, so it starts about a second in.
+        """
+        if not self.warm_imports or self._warm_up_started:
+            return
+        calm = self.state.status != RunStatus.WAITING and events_this_tick <= CALM_EVENTS_PER_TICK
+        self._calm_ticks = self._calm_ticks + 1 if calm else 0
+        if self.state.is_final or self._calm_ticks * self.refresh_seconds >= CALM_SECONDS_BEFORE_WARM_UP:
+            self._warm_up_started = True
             self.warm_up()
 
     @work(thread=True, group="warm-up", exit_on_error=False)
@@ -199,6 +218,7 @@ class MiloApp(App[int]):
         batches = self.inbox.drain()
         for batch in batches:
             self.state.apply_batch(batch.events, batch.errors)
+        self._warm_up_when_calm(sum(len(batch.events) for batch in batches))
         if self.state.version == self._painted_version and not force_all:
             return
         screen = self.main_screen

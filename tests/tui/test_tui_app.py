@@ -577,6 +577,33 @@ async def test_garbled_journal_lines_are_reported(tmp_path):
 
 
 @sync
+async def test_the_import_warm_up_waits_while_events_stream_in(tmp_path):
+    """Importing scikit-learn holds the GIL: it must not start while a run floods the screen with events,
+    and must start once the flow is calm (or the run is over), so the first model still opens fast."""
+    from milo_tui.events import DecodedLines
+    from tui_fakes import synthetic_run, to_events
+
+    project = tmp_path / "live"
+    project.mkdir()
+    app = MiloApp(project, "watch", store_factory=FakeStore, refresh_seconds=1000.0)  # ticks driven below
+    events = to_events(synthetic_run(400, status=None))
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.refresh_tick()
+        assert not app._warm_up_started  # no run yet: nothing to be calm about
+        for start in range(0, 1200, 400):  # 2,000 events/s at 5 Hz
+            app.inbox.put(DecodedLines(events[start:start + 400], []))
+            app.refresh_tick()
+            assert app.state.is_live and not app._warm_up_started
+        app.refresh_seconds = 0.2
+        for _ in range(5):  # one calm second
+            app.refresh_tick()
+        assert app._warm_up_started
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.warm_up_seconds is not None
+
+
+@sync
 async def test_rows_finishing_live_are_placed_in_order_without_a_full_sort(tmp_path, table_kind):
     from milo_tui.runstate import ModelRow
     from milo_tui.tui.widgets.browser import sort_key_function
