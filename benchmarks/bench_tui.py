@@ -1,6 +1,6 @@
 """TUI benchmark: model browser at 10,000 rows, and event-to-screen lag at ~2,000 events/s.
 
-Run: python benchmarks/bench_tui.py [--rows 10000] [--models 3000]
+Run: python benchmarks/bench_tui.py [--rows 10000] [--models 3000] [--size 120x40]
 Prints timings measured in this one run, side by side:
   * browser: load / sort / filter / incremental add, against a plain sorted() of the same rows
     (the floor any UI pays), as ratios; then a live run filling the browser 20 rows per tick;
@@ -30,12 +30,15 @@ from milo_tui.tui.widgets.browser import best_key  # noqa: E402
 from tui_fakes import FakeStore, fake_engine_starter, metrics_for, split_for_bench  # noqa: E402
 
 
+SIZE = (120, 40)  # the terminal: 120x40 is the wide layout (dashboard, browser, event log); 80x24 shows one tab
+
+
 async def bench_browser(rows: int) -> dict[str, float]:
     project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
     project.mkdir()
     app = MiloApp(project, "watch", store_factory=FakeStore)
     out: dict[str, float] = {}
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         for row in split_for_bench(rows):
             app.state.add_model(row)
@@ -90,7 +93,7 @@ async def bench_live_ticks(rows: int, per_tick: int) -> dict[str, float]:
     all_rows = split_for_bench(rows)
     add_times: list[float] = []
     paint_times: list[float] = []
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         browser = app.browser
         for start in range(0, rows, per_tick):
@@ -122,7 +125,7 @@ async def bench_lag(models: int, rate: float, refresh_seconds: float) -> dict[st
                   engine_starter=fake_engine_starter(models=models, rate=rate))
     started = time.monotonic()
     cpu_started = time.process_time()
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")  # the model browser is the costliest pane to keep up to date
         while app.state.status != "completed" and time.monotonic() - started < 300:
             await pilot.pause(0.05)
@@ -194,6 +197,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=3_000, help="models of the lag run (~3 events each)")
     parser.add_argument("--rate", type=float, default=2_000.0, help="events per second of the lag run")
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--size", default="120x40", help="terminal COLUMNSxROWS (120x40: wide layout; 80x24: tabs)")
     parser.add_argument("--first-open", type=Path, metavar="PROJECT",
                         help="only measure the first model opened after start, on this trained project")
     parser.add_argument("--look", type=float, default=3.0, help="seconds before the first open (--first-open)")
@@ -202,6 +206,10 @@ def main() -> None:
         first_open_in_fresh_processes(args.first_open, args.look)
         return
 
+    global SIZE
+    columns, rows = (int(n) for n in args.size.lower().split("x"))
+    SIZE = (columns, rows)
+    print(f"Terminal {columns}x{rows}")
     if not args.skip_browser:
         browser = asyncio.run(bench_browser(args.rows))
         floor = browser["floor: sorted() of the rows"]

@@ -183,7 +183,7 @@ class ModelBrowser(Vertical):
             super().__init__()
             self.row = row
 
-    # UI-local state; each change is applied by its watch_ method (sort: one sort; filters: a rebuild).
+    # UI-local state; each change is applied by its watch_ method (sort: one sort; filters: a refill, no sort).
     sort: var[tuple[str, bool]] = var((BEST, True), init=False)  # (column key or BEST, descending)
     phase_filter: var[str] = var("all", init=False)
     class_filter: var[str | None] = var(None, init=False)
