@@ -12,8 +12,16 @@ class keeps every decision milo makes locally on the engine:
 - Models come home as bytes: their sha256 is checked here, then they are written
   into the project's models directory, where the loop archives them as today.
 - Memory: a thread reads every node's tree (PSS, limit) each interval and runs one
-  Governor per node: alerts name the node, a runaway child is killed on its node
-  (the loop then retries it once with n_jobs=1 or skips it, as locally).
+  Governor per node, whose every action is carried out on that node: alerts name
+  the node; cleanups run there; while it is red it gets no new pipelines (its Dask
+  memory resource is withdrawn, the other nodes go on) and its searches run with
+  n_jobs=1; a runaway child is killed there (the loop then retries it once with
+  n_jobs=1 or skips it, as locally); a node that stays red with nothing of milo's
+  on it is retired for the run, and the run stops safely only when every node is.
+- Admission: each task asks Dask for its footprint estimate of the node's memory
+  resource (MEMORY_RESOURCE), so Dask places it only where it fits; admit() tells
+  the loop to wait while no node has room and to skip a pipeline no node could hold.
+- A nanny that restarts its worker for memory (a --memory-limit backstop) is an alert.
 """
 
 from __future__ import annotations
@@ -27,14 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic
 
-from milo_tui.cluster.wire import (PLUGIN_NAME, STARTED_TOPIC, NodeMemory, NodeResult, data_fingerprint,
-                                   read_arrays)
+from milo_tui.cluster.wire import (MEMORY_RESOURCE, NANNY_RESTART_TOPIC, PLUGIN_NAME, STARTED_TOPIC, NodeMemory,
+                                   NodeResult, data_fingerprint, read_arrays)
 from milo_tui.config import format_size
 from milo_tui.engine.executor import (KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind, ProcessInfo,
                                       ProcessRole, ResourceView, TaskHandle, U)
 from milo_tui.engine.worker import TrainTask
 from milo_tui.errors import BadInputError
-from milo_tui.memory.governor import Alert, Governor, StopRun
+from milo_tui.events import MSG_STOPPED
+from milo_tui.memory.cleanup import CleanupReport
+from milo_tui.memory.governor import (Alert, Cleanup, Governor, PauseStarts, ResumeStarts, SetInnerJobs,
+                                      StopRun)
 from milo_tui.memory.status import Thresholds
 from milo_tui.project import atomic_write_bytes
 
@@ -48,6 +59,8 @@ class _Submission:
     task: TrainTask
     future: Any  # distributed.Future
     key: str
+    estimate: int = 0  # bytes of the node's MEMORY_RESOURCE it asks for
+    address: str = ""  # the Dask worker running it, once it said so
     losses: int = 0  # times a node was lost while it held this task
 
 
@@ -56,6 +69,8 @@ class _NodeState:
     governor: Governor
     reading: NodeMemory
     seen: float = field(default_factory=time.monotonic)
+    paused: bool = False  # red: Dask places nothing new here
+    retired: bool = False  # stayed red with nothing of milo's on it: no more pipelines this run
 
 
 def require_cluster_extra() -> None:
@@ -119,6 +134,7 @@ class DaskExecutor(Generic[U]):
                 self.client = _connect(Client, self.scheduler)
         _check_versions(self.client)
         self.client.subscribe_topic(STARTED_TOPIC, self._on_started)
+        self.client.subscribe_topic(NANNY_RESTART_TOPIC, self._on_nanny_restart)
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._local.call(function, *args, **kwargs)
@@ -128,7 +144,8 @@ class DaskExecutor(Generic[U]):
         self._ensure_nodes_ready(task)
         task_id = next(self._ids)
         handle: TaskHandle[U] = TaskHandle(task_id=task_id, unit=unit, name=task.spec.name, host="")
-        submission = _Submission(handle, task, None, "")
+        # The runner's unit carries its footprint estimate (MemoryPolicer.admit set it).
+        submission = _Submission(handle, task, None, "", estimate=int(getattr(unit, "estimate", 0) or 0))
         self._submit(submission)
         self._submissions.append(submission)
         self._await_start(submission)
@@ -139,7 +156,8 @@ class DaskExecutor(Generic[U]):
 
         submission.key = f"milo-{self._run}-{submission.handle.task_id}-{submission.losses}"
         submission.future = self.client.submit(train_on_node, submission.key, submission.task,
-                                               self._fingerprint, key=submission.key, pure=False, retries=0)
+                                               self._fingerprint, key=submission.key, pure=False, retries=0,
+                                               resources={MEMORY_RESOURCE: float(submission.estimate)})
 
     def _await_start(self, submission: _Submission) -> None:
         """Wait briefly for the node to say which host and pid run it (for model_started)."""
@@ -159,6 +177,20 @@ class DaskExecutor(Generic[U]):
         for submission in list(self._submissions):
             if submission.key == message["key"]:
                 submission.handle.host, submission.handle.pid = message["host"], message["pid"]
+                submission.address = message.get("address", "")
+
+    def _on_nanny_restart(self, event) -> None:  # called on the client's event loop
+        _, message = event
+        address = message.get("worker", "")
+        with self._nodes_lock:
+            state = self._nodes.get(address)
+        host = state.reading.host if state else address
+        self._actions.put(Alert("critical", "A cluster node's Dask worker was restarted for memory", (
+            f"{host}: its nanny restarted the Dask worker (pid {message.get('pid')}, "
+            f"{format_size(int(message.get('rss') or 0))} resident) at the nanny's --memory-limit; the pipelines "
+            "it was training are trained once more elsewhere. The nanny measures only the worker process; "
+            "start nodes with `milo node` (--memory-limit 0) and let memory_budget limit each node"),
+            {"host": host, "address": address, "rss_bytes": int(message.get("rss") or 0)}))
 
     def running(self) -> list[TaskHandle[U]]:
         return [s.handle for s in self._submissions]
@@ -203,7 +235,7 @@ class DaskExecutor(Generic[U]):
         self._actions.put(Alert("warning", "A cluster node was lost", (
             f"{where} was lost while training {submission.handle.name}; it is trained once more elsewhere "
             f"({error})"), {"host": where}))
-        submission.handle.pid, submission.handle.host = None, ""
+        submission.handle.pid, submission.handle.host, submission.address = None, "", ""
         self._submit(submission)
         return None
 
@@ -236,6 +268,42 @@ class DaskExecutor(Generic[U]):
         self.client.run(kill_on_node, submission.key, reason.kind.value, reason.text, wait=False)
 
     # -- memory -------------------------------------------------------------------------------------
+    def admit(self, estimate: int, *, others_running: bool) -> tuple[str, str]:
+        """("start" | "wait" | "skip", reason) for a pipeline of `estimate` bytes, node by node.
+
+        Dask enforces the same arithmetic through the memory resource; asking here first
+        keeps the loop from handing Dask a task that could only queue (or never run).
+        """
+        if self._fingerprint is None:
+            # The first start installs milo's plugin and reads every node; until then there is
+            # nothing to weigh, and Dask's memory resource still keeps the task where it fits.
+            return "start", ""
+        with self._nodes_lock:
+            nodes = [s for s in self._nodes.values() if not s.retired]
+            if not nodes:
+                return "wait", "no cluster node is available"
+            largest = max(s.reading.capacity for s in nodes)
+            if estimate > largest:
+                return "skip", (f"needs an estimated {format_size(estimate)} but the largest node has "
+                                f"{format_size(largest)} below its critical level")
+            held: dict[str, int] = {}
+            busy: dict[str, int] = {}
+            for submission in self._submissions:
+                held[submission.address] = held.get(submission.address, 0) + submission.estimate
+                busy[submission.address] = busy.get(submission.address, 0) + 1
+            unplaced, waiting = held.pop("", 0), busy.pop("", 0)  # submitted, not started: room somewhere
+            open_nodes = [s for s in nodes if not s.paused]
+            free_slots = sum(max(0, s.reading.slots - busy.get(s.reading.address, 0)) for s in open_nodes) - waiting
+            room = max((s.reading.capacity - held.get(s.reading.address, 0) for s in open_nodes), default=None)
+        if room is None:
+            return "wait", "memory is critical on every cluster node; new pipelines wait"
+        if free_slots <= 0:
+            return "wait", "every cluster node that can take a pipeline is busy"
+        if estimate <= room - unplaced:
+            return "start", ""
+        return "wait", (f"needs an estimated {format_size(estimate)}; the roomiest open node has "
+                        f"{format_size(max(0, room - unplaced))} left below its critical level")
+
     def resources(self) -> ResourceView:
         processes = list(self._local.resources().processes)
         by_key = {s.key: s.handle for s in self._submissions}
@@ -253,7 +321,8 @@ class DaskExecutor(Generic[U]):
                      "used_bytes": s.reading.used, "pss_bytes": s.reading.pss,
                      "limit_bytes": s.reading.limit.bytes, "limit_source": s.reading.limit.source,
                      "percent": round(100 * s.reading.used / s.reading.limit.bytes, 1),
-                     "running": len(s.reading.children), "slots": s.reading.slots}
+                     "running": len(s.reading.children), "slots": s.reading.slots,
+                     "capacity_bytes": s.reading.capacity, "paused": s.paused, "retired": s.retired}
                     for s in self._nodes.values()]
 
     def drain_actions(self) -> list:
@@ -273,7 +342,8 @@ class DaskExecutor(Generic[U]):
             return
         from milo_tui.cluster.node import MiloNode
 
-        self.client.register_plugin(MiloNode(fingerprint, arrays, self.memory_budget), name=PLUGIN_NAME)
+        self.client.register_plugin(MiloNode(fingerprint, arrays, self.memory_budget, self.thresholds.critical),
+                                    name=PLUGIN_NAME)
         self._fingerprint = fingerprint
         if self._poller is None:
             # One reading before the first task starts: the first memory event already lists every
@@ -308,13 +378,61 @@ class DaskExecutor(Generic[U]):
                                     forecast_horizon=self.forecast_horizon)
                 state = self._nodes[reading.address] = _NodeState(governor, reading)
             state.reading, state.seen = reading, time.monotonic()
-        governor = state.governor
-        for action in governor.on_sample(reading.used, training=len(reading.children)):
-            if isinstance(action, Alert):
-                self._actions.put(Alert(action.level, action.message, f"{reading.host}: {action.detail}",
-                                        {**action.data, "host": reading.host}))
-            elif isinstance(action, StopRun):
-                self._actions.put(StopRun(f"{reading.host}: {action.reason}"))
+        for action in state.governor.on_sample(reading.used, training=len(reading.children)):
+            self._carry_out(state, action)
+        self._kill_runaway(state)
+
+    def _carry_out(self, state: _NodeState, action) -> None:
+        """One action of a node's governor, carried out on that node (the poller thread)."""
+        from milo_tui.cluster.node import cap_jobs_on_node, clean_up_on_node, open_node
+
+        host, address = state.reading.host, state.reading.address
+        match action:
+            case Alert() if action.message == MSG_STOPPED:
+                pass  # one node's stop retires that node; _retire says so, or stops the run when it is the last
+            case Alert():
+                self._actions.put(Alert(action.level, action.message, f"{host}: {action.detail}",
+                                        {**action.data, "host": host, "address": address}))
+            case Cleanup(level=level):
+                report = self._on_node(clean_up_on_node, address, level)
+                if isinstance(report, CleanupReport):
+                    self._actions.put(report)
+            case PauseStarts():
+                state.paused = True
+                self._on_node(open_node, address, False)
+            case ResumeStarts():
+                state.paused = False
+                if not state.retired:
+                    self._on_node(open_node, address, True)
+            case SetInnerJobs(n_jobs=n_jobs):
+                self._on_node(cap_jobs_on_node, address, n_jobs)
+            case StopRun(reason=reason):
+                self._retire(state, reason)
+            case _:
+                raise TypeError(f"a node's memory governor sent an action the executor does not know: {action!r}")
+
+    def _retire(self, state: _NodeState, reason: str) -> None:
+        """The node stayed red with nothing of milo's on it: no more pipelines there; stop if none is left."""
+        with self._nodes_lock:
+            state.retired = state.paused = True
+            left = [s for s in self._nodes.values() if not s.retired]
+        host = state.reading.host
+        if left:
+            self._actions.put(Alert("critical", "A cluster node gets no more pipelines in this run", (
+                f"{host} ({state.reading.address}): {reason}; the other {len(left)} node(s) go on"),
+                {"host": host, "address": state.reading.address}))
+        else:
+            self._actions.put(StopRun(f"{host}: {reason} (no cluster node is left that can train)"))
+
+    def _on_node(self, function, address: str, *args):
+        """Run `function` on one node and return its answer (None if that node could not be reached)."""
+        try:
+            return self.client.run(function, *args, workers=[address], on_error="return").get(address)
+        except Exception:  # the node just left: its next reading (or absence) says so
+            return None
+
+    def _kill_runaway(self, state: _NodeState) -> None:
+        reading, governor = state.reading, state.governor
         trees = {c.pid: c.pss for c in reading.children}
         victim = governor.runaway(reading.used, trees)
         if victim is None:

@@ -31,10 +31,11 @@ from pathlib import Path
 import psutil
 from distributed import WorkerPlugin, get_worker
 
-from milo_tui.cluster.wire import (PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes, NodeMemory,
-                                   NodeResult, data_fingerprint)
+from milo_tui.cluster.wire import (MEMORY_RESOURCE, PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes,
+                                   NodeMemory, NodeResult, data_fingerprint)
 from milo_tui.engine.executor import KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind
 from milo_tui.engine.worker import TrainTask
+from milo_tui.memory.cleanup import CleanupReport, cleanup, default_temp_roots
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.sampler import sample_tree
 
@@ -113,12 +114,18 @@ class MiloNode(WorkerPlugin):
     name = PLUGIN_NAME
     idempotent = False  # a new run (new data) replaces the previous run's plugin
 
-    def __init__(self, fingerprint: str, arrays: dict[str, bytes], memory_budget: int | None) -> None:
+    def __init__(self, fingerprint: str, arrays: dict[str, bytes], memory_budget: int | None,
+                 critical: float = 0.85) -> None:
         self.fingerprint = fingerprint
         self.arrays = arrays
         self.memory_budget = memory_budget
+        self.critical = critical  # the run's critical threshold: this node's capacity ends there
 
-    def setup(self, worker) -> None:
+    async def setup(self, worker) -> None:
+        self._prepare(worker)
+        await self.open_for_starts(True)
+
+    def _prepare(self, worker) -> None:
         allow_children()
         self.worker = worker
         self.host = socket.gethostname()
@@ -131,6 +138,15 @@ class MiloNode(WorkerPlugin):
         self.executor.warm_up(threads_per_worker=1)
         self._lock = threading.Lock()
         self._ended: dict[int, Outcome] = {}
+        self.inner_jobs: int | None = None  # set while this node is red: searches here run with n_jobs=1
+        # What Dask may place here (its MEMORY_RESOURCE): the room below the critical level left
+        # once the worker and its forkserver are up. Each task asks for its footprint estimate.
+        idle = sample_tree(os.getpid(), {**self.executor.resources().roles(), os.getpid(): "dask-worker"})
+        self.capacity = max(0, int(self.limit.bytes * self.critical) - idle.pss)
+
+    async def open_for_starts(self, open_: bool) -> None:
+        """Offer this node's capacity to Dask, or nothing (while its memory is red: no new pipelines here)."""
+        await self.worker.set_resources(**{MEMORY_RESOURCE: float(self.capacity if open_ else 0)})
 
     def teardown(self, worker) -> None:
         self.executor.shutdown()
@@ -143,6 +159,8 @@ class MiloNode(WorkerPlugin):
         workdir = Path(tempfile.mkdtemp(prefix=f"task-{os.getpid()}-", dir=self.root / "tasks"))
         try:
             local = self._localize(task, workdir)
+            if self.inner_jobs is not None:  # this node is red: as locally, searches run with fewer jobs
+                local = replace(local, n_jobs=min(local.n_jobs, self.inner_jobs))
             with self._lock:
                 handle = self.executor.start(local, task_key)
             self.worker.log_event(STARTED_TOPIC, {"key": task_key, "host": self.host, "pid": handle.pid,
@@ -197,8 +215,14 @@ class MiloNode(WorkerPlugin):
             children.append(ChildMemory(handle.unit, pid, sum(by_pid.get(m, 0) for m in members)))
         return NodeMemory(address=self.worker.address, host=self.host, worker_pid=os.getpid(),
                           pss=sample.pss, rss=sample.rss, system_available=sample.system_available,
-                          limit=self.limit,
-                          slots=self.worker.state.nthreads, children=tuple(children))
+                          limit=self.limit, slots=self.worker.state.nthreads, capacity=self.capacity,
+                          children=tuple(children))
+
+    def clean_up(self, level: str) -> CleanupReport:
+        """The governor's cleanup, here: gc and malloc_trim in the worker, stale joblib/loky temp files."""
+        report = cleanup(level, temp_roots=default_temp_roots())
+        report.host = self.host
+        return report
 
 
 def _read_models(directory: Path) -> tuple[ModelBytes, ...]:
@@ -240,6 +264,28 @@ def memory_on_node(dask_worker=None) -> NodeMemory | None:
     """Run by client.run on every node: its tree's memory now (None before the plugin is set up)."""
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     return plugin.memory() if plugin is not None else None
+
+
+async def open_node(open_: bool, dask_worker=None) -> bool:
+    """Run by client.run on one node: offer its capacity to Dask again, or withdraw it (red)."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    if plugin is None:
+        return False
+    await plugin.open_for_starts(open_)
+    return True
+
+
+def cap_jobs_on_node(n_jobs: int | None, dask_worker=None) -> None:
+    """Run by client.run on one node: n_jobs of the searches started there from now (None: as configured)."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    if plugin is not None:
+        plugin.inner_jobs = n_jobs
+
+
+def clean_up_on_node(level: str, dask_worker=None) -> CleanupReport | None:
+    """Run by client.run on one node: the governor's cleanup at `level`, carried out there."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    return plugin.clean_up(level) if plugin is not None else None
 
 
 def dask_setup(worker) -> None:

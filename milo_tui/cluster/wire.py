@@ -14,6 +14,8 @@ from milo_tui.memory.limits import MemoryLimit
 
 PLUGIN_NAME = "milo-node"
 STARTED_TOPIC = "milo-task-started"  # a node says which host and pid run a task
+NANNY_RESTART_TOPIC = "worker-restart-memory"  # a nanny restarted its worker for memory (distributed's topic)
+MEMORY_RESOURCE = "milo-memory"  # Dask resource: bytes a node has for training children below its critical level
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class NodeMemory:
     system_available: int
     limit: MemoryLimit  # the node's own: its RAM, cgroup or the run's memory_budget
     slots: int  # pipelines it trains at once (its Dask threads)
+    capacity: int  # its MEMORY_RESOURCE: critical level minus what the worker and forkserver use idle
     children: tuple[ChildMemory, ...] = ()
 
     @property

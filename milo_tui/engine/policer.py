@@ -24,6 +24,7 @@ from milo_tui.config import format_size
 from milo_tui.engine.executor import Executor, KillKind, KillReason, ProcessRole
 from milo_tui.engine.plan import Unit
 from milo_tui.errors import MiloError
+from milo_tui.memory.cleanup import CleanupReport
 from milo_tui.memory.cleanup import cleanup as run_cleanup
 from milo_tui.memory.estimate import FootprintEstimator
 from milo_tui.memory.governor import (Alert, Cleanup, Governor, PauseStarts, ResumeStarts, SetInnerJobs,
@@ -124,6 +125,8 @@ class MemoryPolicer:
             case Cleanup(level=level):
                 report = run_cleanup(level, temp_roots=_temp_roots())
                 self.emit(ev.CLEANUP, **report.as_event())
+            case CleanupReport() as report:  # a cluster node's governor had it carried out on that node
+                self.emit(ev.CLEANUP, **report.as_event())
             case PauseStarts(reason=reason):
                 self.starts_paused = True
                 self.emit(ev.LOG, level="info", message=f"New models wait: {reason}")
@@ -143,7 +146,11 @@ class MemoryPolicer:
         unit.estimate = self.estimator.estimate(unit.spec.algorithm, unit.spec.selector, unit.spec.searcher)
         if self.starts_paused:
             return "wait", "memory is critical; new models wait"
-        return self.governor.decide(unit.estimate, self.last_used, others_running=bool(self.executor.running()))
+        others_running = bool(self.executor.running())
+        node_admission = getattr(self.executor, "admit", None)
+        if node_admission is not None:  # a cluster: the model trains on a node, so the nodes' memory decides
+            return node_admission(unit.estimate, others_running=others_running)
+        return self.governor.decide(unit.estimate, self.last_used, others_running=others_running)
 
     def n_jobs_for(self, unit: Unit) -> int:
         return 1 if unit.attempt > 1 else self.inner_jobs

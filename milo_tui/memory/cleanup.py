@@ -38,12 +38,14 @@ class CleanupReport:
     actions: list[str] = field(default_factory=list)
     temp_bytes_removed: int = 0
     errors: list[str] = field(default_factory=list)
+    host: str = ""  # set when the cleanup ran on a cluster node, not in the engine's process
 
     def as_event(self) -> dict:
         """The data of a CLEANUP event."""
-        return {"level": self.level, "freed_bytes": self.freed_bytes, "temp_files_removed": self.temp_files_removed,
+        data = {"level": self.level, "freed_bytes": self.freed_bytes, "temp_files_removed": self.temp_files_removed,
                 "temp_bytes_removed": self.temp_bytes_removed, "actions": list(self.actions),
                 "errors": list(self.errors)}
+        return {**data, "host": self.host} if self.host else data
 
 
 def owning_pid(name: str) -> int | None:

@@ -191,3 +191,68 @@ def test_a_node_s_training_child_runs_joblib_with_the_jobs_it_was_given(cluster)
     assert not [w for w in seen["warnings"] if "n_jobs=1" in w], seen["warnings"]
     assert len(seen["job_pids"]) == 2 and seen["child"] not in seen["job_pids"], seen
     assert wait_for(lambda: not any(_alive(p) for p in seen["job_pids"]), timeout=5), seen
+
+
+def _hold_in_worker(megabytes: int) -> int:
+    """A Dask task: the worker process itself holds this much (touched, so it is resident)."""
+    import numpy as np
+    from distributed import get_worker
+
+    get_worker()._milo_test_ballast = np.ones(megabytes * 1024 * 1024 // 8)
+    return os.getpid()
+
+
+def _drop_ballast(dask_worker=None) -> None:
+    dask_worker.__dict__.pop("_milo_test_ballast", None)
+
+
+def test_a_red_node_gets_no_new_pipelines_its_governor_cleans_up_there_and_the_other_node_trains_all(
+        tmp_path, cluster):
+    client, _ = cluster
+    red_address, green_address = sorted(client.run(os.getpid))
+    client.submit(_hold_in_worker, 1100, workers=[red_address], pure=False).result(timeout=60)
+    project = _project(tmp_path, "red", scalers=("none", "minmax", "std"),
+                       memory={"memory_budget": "2GB", "warning": 0.3, "critical": 0.5, "critical_grace": 1})
+    try:
+        result = run_engine(project, env=_on_cluster(client))
+    finally:
+        client.run(_drop_ballast, workers=[red_address])
+    assert result.exit_code == 0, result.finished
+    validate_events(result.events)
+    readings = [n for e in result.of_type(ev.MEMORY) for n in e.data.get("nodes", [])]
+    assert not [n for n in readings if n["address"] == red_address and n["running"]], \
+        "a pipeline ran on the node whose memory was red"
+    assert [n for n in readings if n["address"] == green_address and n["running"]]
+    assert_run_consistent(project, 12)
+    nodes = {n["address"]: n for n in readings}
+    assert nodes[red_address]["status"] == "red" and nodes[red_address]["paused"]
+    assert nodes[green_address]["status"] != "red" and not nodes[green_address]["paused"]
+    assert [c for c in result.of_type(ev.CLEANUP) if c.data.get("host") and c.data["level"] == "critical"], \
+        "the red node's cleanup was not carried out there"
+    retired = [a.data for a in result.of_type(ev.ALERT) if a.data["message"].startswith("A cluster node gets no more")]
+    assert retired and retired[0]["address"] == red_address
+    assert not [a for a in result.of_type(ev.ALERT) if a.data["message"] == ev.MSG_STOPPED]  # the run went on
+
+
+def test_a_nanny_s_memory_restart_of_its_worker_is_an_alert(tmp_path):
+    import dask
+
+    from milo_tui.cluster.executor import DaskExecutor
+    from milo_tui.memory.status import Thresholds
+
+    with dask.config.set({"distributed.worker.daemon": False}):
+        backstop = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                            memory_limit="400MB", dashboard_address=None)
+    executor = DaskExecutor(backstop.scheduler_address, memory_budget=None, thresholds=Thresholds(0.75, 0.85),
+                            critical_grace=5, forecast_horizon=60, sample_interval=1)
+    try:
+        executor.warm_up()
+        executor.client.submit(_hold_in_worker, 600, pure=False)  # the worker itself passes the nanny's limit
+        alerts: list = []
+        assert wait_for(lambda: alerts.extend(executor.drain_actions()) or alerts, timeout=60)
+    finally:
+        executor.shutdown()
+        backstop.close()
+    (alert,) = alerts
+    assert alert.level == "critical" and "restarted for memory" in alert.message
+    assert alert.data["rss_bytes"] > 380 * 1024 * 1024 and "--memory-limit 0" in alert.detail

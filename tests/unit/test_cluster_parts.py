@@ -175,3 +175,110 @@ def test_headless_lines_say_which_node_trained_a_model_and_which_node_alerted():
     text = out.getvalue()
     assert "std__none__nb__grid__accuracy__0 on node-b.lab" in text
     assert "A cluster node was lost (node-c.lab)" in text
+
+
+# -- a node's memory: admission through the nodes, and every governor action carried out there ----
+
+MB = 1024 * 1024
+
+
+def _dask_executor():
+    from milo_tui.cluster.executor import DaskExecutor
+    from milo_tui.memory.status import Thresholds
+
+    return DaskExecutor("tcp://head:8786", memory_budget=None, thresholds=Thresholds(0.75, 0.85),
+                        critical_grace=1.0, forecast_horizon=60.0, sample_interval=1.0)
+
+
+def _reading(address: str, *, capacity: int = 1000 * MB, slots: int = 1, pss: int = 300 * MB):
+    from milo_tui.cluster.wire import NodeMemory
+    from milo_tui.memory.limits import MemoryLimit
+
+    limit = MemoryLimit(2000 * MB, "budget", 24000 * MB, None, 2000 * MB)
+    return NodeMemory(address=address, host=f"host-{address[6]}", worker_pid=1, pss=pss, rss=pss,
+                      system_available=20000 * MB, limit=limit, slots=slots, capacity=capacity)
+
+
+def _with_nodes(executor, *readings):
+    from milo_tui.cluster.executor import _NodeState
+    from milo_tui.memory.governor import Governor
+
+    executor._fingerprint = "installed"
+    for reading in readings:
+        executor._nodes[reading.address] = _NodeState(
+            Governor(reading.limit, executor.thresholds, critical_grace=1.0, forecast_horizon=60.0), reading)
+    return executor
+
+
+def _running_on(executor, address: str, estimate: int):
+    from milo_tui.cluster.executor import _Submission
+    from milo_tui.engine.executor import TaskHandle
+
+    executor._submissions.append(_Submission(TaskHandle(len(executor._submissions) + 1, None, "p"), None, None,
+                                             "k", estimate=estimate, address=address))
+
+
+def test_admission_starts_where_a_node_has_room_waits_while_none_has_and_skips_what_no_node_holds():
+    executor = _with_nodes(_dask_executor(), _reading("tcp://a:1", capacity=1000 * MB),
+                           _reading("tcp://b:1", capacity=400 * MB))
+    assert executor.admit(900 * MB, others_running=False)[0] == "start"
+    verdict, reason = executor.admit(1200 * MB, others_running=False)
+    assert verdict == "skip" and "largest node" in reason
+    _running_on(executor, "tcp://a:1", 700 * MB)  # a: 300 MB left, and its one slot taken
+    assert executor.admit(350 * MB, others_running=True)[0] == "start"  # b has room and a free slot
+    _running_on(executor, "tcp://b:1", 100 * MB)
+    verdict, reason = executor.admit(100 * MB, others_running=True)
+    assert verdict == "wait" and "busy" in reason
+
+
+def test_a_red_node_gets_no_new_pipelines_while_the_others_go_on():
+    executor = _with_nodes(_dask_executor(), _reading("tcp://a:1"), _reading("tcp://b:1", capacity=200 * MB))
+    executor._nodes["tcp://a:1"].paused = True
+    verdict, reason = executor.admit(300 * MB, others_running=False)
+    assert verdict == "wait" and "roomiest open node" in reason  # a could hold it, but a is red: b is too small
+    assert executor.admit(150 * MB, others_running=False)[0] == "start"
+    executor._nodes["tcp://b:1"].paused = True
+    verdict, reason = executor.admit(150 * MB, others_running=False)
+    assert verdict == "wait" and "critical on every cluster node" in reason
+
+
+class _RecordingClient:
+    """Stands in for a Dask client: records what ran on which node, answers like the node would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, list]] = []
+
+    def run(self, function, *args, workers=None, on_error=None, wait=True):
+        from milo_tui.memory.cleanup import CleanupReport
+
+        self.calls.append((function.__name__, args, workers))
+        if function.__name__ == "clean_up_on_node":
+            return {workers[0]: CleanupReport(args[0], 5 * MB, 2, host="host-a")}
+        return {workers[0]: True}
+
+
+def test_every_action_of_a_node_s_governor_is_carried_out_on_that_node():
+    from milo_tui.memory.cleanup import CRITICAL, CleanupReport
+    from milo_tui.memory.governor import Alert, Cleanup, PauseStarts, ResumeStarts, SetInnerJobs, StopRun
+
+    executor = _with_nodes(_dask_executor(), _reading("tcp://a:1"), _reading("tcp://b:1"))
+    executor.client = client = _RecordingClient()
+    node = executor._nodes["tcp://a:1"]
+    for action in (Alert("critical", "Memory critical", "1.9 GB in use"), Cleanup(CRITICAL), PauseStarts("red"),
+                   SetInnerJobs(1), ResumeStarts(), SetInnerJobs(None)):
+        executor._carry_out(node, action)
+    assert client.calls == [("clean_up_on_node", (CRITICAL,), ["tcp://a:1"]), ("open_node", (False,), ["tcp://a:1"]),
+                            ("cap_jobs_on_node", (1,), ["tcp://a:1"]), ("open_node", (True,), ["tcp://a:1"]),
+                            ("cap_jobs_on_node", (None,), ["tcp://a:1"])]
+    alert, cleanup = executor.drain_actions()
+    assert alert.data["host"] == "host-a" and alert.detail.startswith("host-a: ")
+    assert isinstance(cleanup, CleanupReport) and cleanup.as_event()["host"] == "host-a"
+    assert not node.paused
+    # Stuck red on one node: that node is retired, the run goes on; on the last node: the run stops.
+    executor._carry_out(node, StopRun("memory stayed critical"))
+    (retired,) = executor.drain_actions()
+    assert isinstance(retired, Alert) and "no more pipelines" in retired.message and node.retired
+    assert executor.admit(100 * MB, others_running=False)[0] == "start"  # on b
+    executor._carry_out(executor._nodes["tcp://b:1"], StopRun("memory stayed critical"))
+    (stop,) = executor.drain_actions()
+    assert isinstance(stop, StopRun) and "no cluster node is left" in stop.reason
