@@ -24,6 +24,8 @@ Where the work goes:
   - k-NN: one neighbour query with the largest k serves every k and both weightings;
   - logistic regression (lbfgs): a fit that converged in n iterations is the fit of every
     max_iter above n;
+  - MLP: candidates that differ only in SGD's settings (learning_rate...) while the solver is
+    adam or lbfgs are one fit;
   - everything else: one fit per candidate on the shared preprocessed fold.
 Scores are the scorers' own metrics on the responses they would ask for (decision_function
 first for binary ROC AUC, predict_proba otherwise), so they match plain CV to float
@@ -33,6 +35,7 @@ round-off; tests/unit/test_search.py checks every shortcut against GridSearchCV.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -46,23 +49,28 @@ SCORERS_NEEDING_RESPONSE = {"roc_auc"}
 
 # -- which candidates (the searcher hook) --------------------------------------------------
 
-def grid_candidates(space: SearchSpace, spec: PipelineSpec, y: np.ndarray) -> list[dict]:
-    return grid_sets(space.grid(spec.algorithm))
+def grid_candidates(space: SearchSpace, algorithm: str, searcher: str, smallest_class: int | None) -> list[dict]:
+    return grid_sets(space.grid(algorithm))
 
 
-def random_candidates(space: SearchSpace, spec: PipelineSpec, y: np.ndarray) -> list[dict]:
+def random_candidates(space: SearchSpace, algorithm: str, searcher: str, smallest_class: int | None) -> list[dict]:
     from sklearn.model_selection import ParameterSampler
 
-    smallest = min_class_count(y)
-    distributions = to_sklearn(space.random(spec.algorithm, smallest), prefix="")
-    sampler = ParameterSampler(distributions, n_iter=space.random_draws(spec.algorithm, smallest),
-                               random_state=space.search_seed(spec.searcher))
+    distributions = to_sklearn(space.random(algorithm, smallest_class), prefix="")
+    sampler = ParameterSampler(distributions, n_iter=space.random_draws(algorithm, smallest_class),
+                               random_state=space.search_seed(searcher))
     return list(sampler)
 
 
-CANDIDATES: dict[str, Callable[[SearchSpace, PipelineSpec, np.ndarray], list[dict]]] = {
+CANDIDATES: dict[str, Callable[[SearchSpace, str, str, int | None], list[dict]]] = {
     "grid": grid_candidates, "random": random_candidates, "random2": random_candidates,
 }
+
+
+def candidate_sets(space: SearchSpace, algorithm: str, searcher: str, smallest_class: int | None) -> list[dict]:
+    """Every parameter set the search scores, in the plain search's order (`smallest_class`:
+    rows of the smallest class, which bounds MILO-ML's k-NN random search)."""
+    return CANDIDATES[searcher](space, algorithm, searcher, smallest_class)
 
 
 # -- scoring one fitted model's responses ------------------------------------------------
@@ -229,14 +237,59 @@ def plan_neighbours(base, candidates: list[dict], n_train: int) -> list[SharedFi
     return out
 
 
+SGD_ONLY = ("learning_rate", "momentum", "nesterovs_momentum", "power_t")
+
+
+def plan_perceptron(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
+    """MLP: learning_rate, momentum, nesterovs_momentum and power_t only steer solver="sgd" (its
+    SGDOptimizer; adam and lbfgs never read them), so candidates differing only in those are one fit."""
+    defaults = base.get_params(deep=False)
+
+    def shape(params: dict) -> dict:
+        if {**defaults, **params}["solver"] == "sgd":
+            return params
+        return {k: v for k, v in params.items() if k not in SGD_ONLY}
+
+    return _share(candidates, base, (), shape=shape)
+
+
 PLANNERS: dict[str, Callable[[Any, list[dict], int], list[SharedFit]]] = {
-    "rf": plan_forests, "gb": plan_boosting, "knn": plan_neighbours, "lr": plan_linear,
+    "rf": plan_forests, "gb": plan_boosting, "knn": plan_neighbours, "lr": plan_linear, "mlp": plan_perceptron,
 }
 
 
 def planned_fits(algorithm: str, candidates: list[dict], n_train: int) -> list[SharedFit]:
     """The fits one CV fold of a search makes when every shortcut applies (`milo estimate`)."""
     return PLANNERS.get(algorithm, plan_each)(make_classifier(algorithm, seed=0), candidates, n_train)
+
+
+WORK_SIZE = {"rf": "n_estimators", "gb": "max_iter"}  # what a fit's cost grows with (trees, stages)
+
+
+@dataclass(frozen=True)
+class FoldWork:
+    """One CV fold of a search: what a plain search fits and what this one fits."""
+
+    candidates: int  # = the plain search's fits per fold
+    fits: int  # shared fits per fold when every shortcut applies
+    share: float  # their work as a share of the plain search's (weighted by trees or stages)
+
+
+def fold_work(algorithm: str, candidates: list[dict], n_train: int | None = None) -> FoldWork:
+    """What `planned_fits` saves on one fold: `milo estimate`'s time and the metadata's fit counts.
+    `n_train`: rows a fold fits on (k-NN's shortcut depends on it); None counts it as large."""
+    if not candidates:
+        return FoldWork(0, 0, 0.0)
+    plan = planned_fits(algorithm, candidates, n_train if n_train is not None else 10**9)
+    defaults = make_classifier(algorithm, seed=0).get_params(deep=False)
+    size_of = WORK_SIZE.get(algorithm)
+
+    def size(params: dict) -> float:
+        value = {**defaults, **params}.get(size_of) if size_of else 1
+        return float(value) if isinstance(value, (int, float)) else 1.0
+
+    share = sum(size(f.params) for f in plan) / sum(size(c) for c in candidates)
+    return FoldWork(len(candidates), len(plan), min(1.0, share))
 
 
 def _fit_shared(fold: Fold, base, candidates: list[dict], shared: SharedFit, fit: Callable[[dict], Any],
@@ -408,8 +461,24 @@ def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[floa
     return results
 
 
+# models that are the same fit -------------------------------------------------------------------
+
+def score_identical(fold: Fold, base, candidates: list[dict], plan=plan_each) -> list[list[float]]:
+    """Candidates whose parameters cannot give different models (`plan`'s groups) share one fit."""
+    results: list[list[float] | None] = [None] * len(candidates)
+    for shared in plan(base, candidates, len(fold.y_train)):
+        model = _fit_shared(fold, base, candidates, shared,
+                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
+        if model is not None:
+            scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
+            for i in shared.members:
+                results[i] = scores
+    return results
+
+
 FOLD_STRATEGIES: dict[str, Callable[[Fold, Any, list[dict]], list[list[float]]]] = {
     "rf": score_forests, "gb": score_boosting, "knn": score_neighbours, "lr": score_linear,
+    "mlp": partial(score_identical, plan=plan_perceptron),
 }
 
 
@@ -461,7 +530,7 @@ def run_search(spec: PipelineSpec, space: SearchSpace, X: np.ndarray, y: np.ndar
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     X, y = np.asarray(X), np.asarray(y)
     n_classes = len(np.unique(y))
-    candidates = CANDIDATES[spec.searcher](space, spec, y)
+    candidates = candidate_sets(space, spec.algorithm, spec.searcher, min_class_count(y))
     folds = list(StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed).split(X, y))
     per_fold = Parallel(n_jobs=n_jobs)(
         delayed(_score_fold)(spec, candidates, X, y, train, valid, scorers, n_classes, seed)

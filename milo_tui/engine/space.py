@@ -135,19 +135,29 @@ def models_per_pipeline(spec: PipelineSpec, scorers: list[str], top_k: int, spac
 
 
 def search_plan(pipelines: list[PipelineSpec], space: SearchSpace, scorers: list[str], top_k: int,
-                cv_folds: int, smallest_class: int | None) -> dict:
+                cv_folds: int, smallest_class: int | None, fold_rows: int | None = None) -> dict:
     """What each pipeline's search scores and fits, for metadata.json and `milo estimate`.
 
     `cv_fits` is what a plain GridSearchCV/RandomizedSearchCV fits (candidates x folds);
-    `refits` the models saved (the top parameter sets of each scorer).
+    `shared_fits` what engine/search.py fits when every shortcut applies (its own planner decides:
+    search.fold_work), and `work_share` that work as a share of the plain search's (forests and
+    boosting weighted by trees and stages); `refits` the models saved (the top parameter sets of
+    each scorer). `fold_rows`: rows one CV fold fits on, when known (k-NN's shortcut depends on it).
     """
+    from milo_tui.engine.search import candidate_sets, fold_work  # search builds on this module
+
+    work = {}
+    for key in dict.fromkeys((spec.algorithm, spec.searcher) for spec in pipelines):
+        work[key] = fold_work(key[0], candidate_sets(space, key[0], key[1], smallest_class), fold_rows)
     per_pipeline = {}
     for spec in pipelines:
-        n = candidates(spec, space, smallest_class)
-        per_pipeline[spec.name] = {"candidates": n, "cv_fits": n * cv_folds,
+        fold = work[(spec.algorithm, spec.searcher)]
+        per_pipeline[spec.name] = {"candidates": fold.candidates, "cv_fits": fold.candidates * cv_folds,
+                                   "shared_fits": fold.fits * cv_folds, "work_share": round(fold.share, 4),
                                    "refits": models_per_pipeline(spec, scorers, top_k, space, smallest_class)}
     return {"grids": space.preset, "searchers": list(space.searchers),
             "random_iterations": space.random_iterations, "cv_folds": cv_folds,
             "candidates": sum(p["candidates"] for p in per_pipeline.values()),
             "cv_fits": sum(p["cv_fits"] for p in per_pipeline.values()),
+            "shared_fits": sum(p["shared_fits"] for p in per_pipeline.values()),
             "pipelines": per_pipeline}

@@ -258,7 +258,8 @@ class Preflight:
         ]
         if self.search:
             lines.append(f"├── Search: {self.search['grids']} grids, {self.search['candidates']} parameter sets, "
-                         f"{self.search['cv_fits']} CV fits in a plain search")
+                         f"{self.search['cv_fits']} CV fits in a plain search, "
+                         f"{self.search['shared_fits']} with shared work")
         lines += [
             f"├── Memory peak: {format_size(self.memory_bytes)} ({pct(self.memory_bytes)} of the limit)",
         ]
@@ -305,7 +306,7 @@ def fit_seconds(algorithm: str, n_rows: float, n_features: int) -> float:
     return FIT_FIXED_SECONDS + FIT_SECONDS_PER_CELL[algorithm] * n_rows * n_features
 
 
-def _pipeline_seconds(algorithm: str, selector: str, candidates: int, n_fit: float, m: int,
+def _pipeline_seconds(algorithm: str, selector: str, candidates: float, n_fit: float, m: int,
                       folds: int, refits: int) -> float:
     fold_rows = n_fit * (folds - 1) / folds
     factor = SELECTOR_SECONDS_FACTOR.get(selector.split("-")[0], 1.0)
@@ -391,8 +392,14 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     data_copies = 2 * n_rows * m * FLOAT  # the engine's .npy copies of the data
     disk = int((files + files_ovr) * ARCHIVE_RATIO + config.storage["batch_bytes"] + data_copies)
 
-    serial = sum(_pipeline_seconds(a, sel, space.candidates(a, s, smallest_class), n_fit, m, folds,
-                                   refits_per_pipeline) for a, sel, s in combos)
+    fold_rows = max(1, n_fit * (folds - 1) // folds)
+    pipelines = enumerate_pipelines(config)
+    plan = search_plan(pipelines, space, search["scorers"], search["top_k"], folds, smallest_class, fold_rows)
+    # The search shares fits between candidates (engine/search.py): a pipeline costs its plain
+    # search's fits scaled by the share of that work its shared fits really do.
+    work = {spec: plan["pipelines"][spec.name] for spec in pipelines}
+    serial = sum(_pipeline_seconds(spec.algorithm, spec.selector, p["candidates"] * p["work_share"],
+                                   n_fit, m, folds, refits_per_pipeline) for spec, p in work.items())
     if reoptimize:
         serial *= 1 + k * 0.5  # OvR refits reuse the ranking: cheaper per model than a full search
     parallel = max(1, min(workers * n_jobs, cores or os.cpu_count() or 1))
@@ -405,5 +412,4 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
                      recommendation=_recommendation(k, n_rows, reoptimize, fits, max(memory_main, memory_ovr),
                                                     limit, critical, per_pipeline),
                      ovr_models=ovr_models, critical=critical, heaviest=per_pipeline[:3],
-                     search=search_plan(enumerate_pipelines(config), space, search["scorers"], search["top_k"],
-                                        folds, smallest_class))
+                     search=plan)

@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine, make_classification
 
 from milo_tui.engine.grids import SearchSpace
-from milo_tui.engine.search import plain_search, run_search, same_chosen
+from milo_tui.engine.search import candidate_sets, fold_work, plain_search, run_search, same_chosen
 from milo_tui.engine.space import PipelineSpec
 from milo_tui.engine.worker import same_params_together
 
@@ -108,3 +108,29 @@ def test_refits_with_the_same_parameters_are_adjacent_so_one_fit_serves_them():
               "a__roc_auc__0": {"clf__C": 2}, "a__roc_auc__1": {"clf__C": 1}}
     assert [key for key, _ in same_params_together(chosen)] == [
         "a__accuracy__0", "a__roc_auc__1", "a__accuracy__1", "a__roc_auc__0"]
+
+
+def test_mlp_candidates_differing_only_in_sgd_settings_share_a_fit_like_plain():
+    """learning_rate only steers solver="sgd": adam's candidates pair up, sgd's stay apart."""
+    space = _space(mlp={"learning_rate": ["constant", "adaptive"], "alpha": [0.01, 1.0], "solver": ["adam", "sgd"],
+                        "hidden_layer_sizes": [(5,)], "max_iter": [15]})
+    fast, plain = _compare(PipelineSpec("std", "none", "mlp", "grid"), space, "wine")
+    assert fast.fits == plain.fits * 6 // 8  # 8 candidates: 2 adam fits + 4 sgd fits per fold
+
+
+@pytest.mark.parametrize("algorithm, candidates, fits", [
+    ("rf", 45, 3), ("gb", 30, 15), ("knn", 56, 1), ("lr", 27, 9), ("mlp", 72, 36), ("svm", 40, 40), ("nb", 1, 1)])
+def test_planned_fits_of_milo_ml_grids(algorithm, candidates, fits):
+    """What `milo estimate` and the metadata report per fold, from the search's own planner."""
+    space = SearchSpace("milo-ml", 100, ("grid",), seed=7)
+    work = fold_work(algorithm, candidate_sets(space, algorithm, "grid", 50), n_train=300)
+    assert (work.candidates, work.fits) == (candidates, fits)
+    assert 0 < work.share <= 1
+
+
+def test_search_fits_what_the_planner_plans_when_every_shortcut_applies():
+    space = SearchSpace("milo-ml", 100, ("grid",), seed=7, overrides={"rf": {"n_estimators": [2, 5, 10]}})
+    X, y = _data("breast_cancer")
+    result = run_search(PipelineSpec("none", "none", "rf", "grid"), space, X, y, scorers=SCORERS, cv_folds=3, seed=7)
+    planned = fold_work("rf", candidate_sets(space, "rf", "grid", None), n_train=len(y) * 2 // 3)
+    assert result.fits == 3 * planned.fits == 9
