@@ -17,7 +17,7 @@ parameter sets. Per-algorithm seconds come from inside each side.
 
     flock /work/bench.lock python benchmarks/bench_search.py [--samples breast_cancer wine] [--folds 10]
         [--algorithms lr rf knn gb] [--scalers none std] [--selectors none select-50]
-        [--searchers grid] [--scorers accuracy roc_auc] [--grids milo-ml] [--no-ovr]
+        [--searchers grid] [--scorers accuracy roc_auc] [--grids milo-ml] [--no-ovr] [--keep DIR]
 
 Multi-class samples get the OvR refits unless --no-ovr.
 
@@ -135,8 +135,10 @@ def _passthrough(args) -> list[str]:
 def run_sample(args) -> bool:
     """Both sides on one sample; prints the comparison; True when scores and choices agree."""
     with tempfile.TemporaryDirectory(prefix="bench_search_") as work:
-        milo = measure("milo", args, Path(work) / "milo.json")
-        plain = measure("plain", args, Path(work) / "plain.json")
+        folder = Path(args.keep) if args.keep else Path(work)  # --keep: the sides' results stay for a look
+        folder.mkdir(parents=True, exist_ok=True)
+        milo = measure("milo", args, folder / f"{args.sample}-milo.json")
+        plain = measure("plain", args, folder / f"{args.sample}-plain.json")
     worst, same = compare(plain, milo)
     pipelines = len(plain["results"])
     print(f"{args.sample}: {pipelines} pipelines, {args.grids} grids, {args.folds}-fold, scorers "
@@ -156,11 +158,15 @@ def run_sample(args) -> bool:
 
 
 def compare(plain: dict, milo: dict) -> tuple[float, bool]:
-    """Largest fold-score difference, and whether every pipeline refits the same sets."""
+    """Largest fold-score difference, and whether every pipeline refits the same sets (the ones
+    that do not are printed)."""
     import numpy as np
 
     worst, same = 0.0, True
     for name, p in plain["results"].items():
+        for scorer, chosen in p["chosen"].items():
+            if chosen != milo["results"][name]["chosen"][scorer]:
+                print(f"  {name} {scorer}: plain refits {chosen}, milo {milo['results'][name]['chosen'][scorer]}")
         m = milo["results"][name]
         if p["candidates"] != m["candidates"]:
             return float("inf"), False
@@ -186,6 +192,7 @@ def main() -> int:
     parser.add_argument("--scorers", nargs="+", default=["accuracy", "roc_auc"])
     parser.add_argument("--ovr", action="store_true", help=argparse.SUPPRESS)  # internal: set per sample
     parser.add_argument("--no-ovr", action="store_true", help="multi-class: skip the one-vs-rest refits")
+    parser.add_argument("--keep", help="folder to keep each side's scores and choices in (JSON)")
     parser.add_argument("--side", choices=["plain", "milo"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -492,7 +492,9 @@ class SearchResult:
     ranks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def mean(self, scorer: str) -> np.ndarray:
-        return np.average(self.scores[scorer], axis=1)
+        # GridSearchCV averages a C-ordered (candidates, folds) array; numpy adds a strided row in
+        # another order, so a mean could differ in the last bit and break a tie the other way.
+        return np.average(np.ascontiguousarray(self.scores[scorer]), axis=1)
 
     def chosen(self, scorer: str, top_k: int) -> list[dict]:
         order = np.argsort(self.ranks[scorer], kind="stable")

@@ -38,3 +38,23 @@ def test_estimate_that_fits_exits_0(capsys, tmp_path):
     project = copy_sample("breast_cancer", tmp_path, memory={"memory_budget": "64GB"})
     assert cli.main(["estimate", str(project), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fits"] is True
+
+
+FULL_SPACE = {"algorithms": ["gb", "knn", "lr", "mlp", "nb", "rf", "svm"], "scalers": ["none", "minmax", "std"],
+              "selectors": ["none", "pca-80", "pca-90", "rf-25", "rf-50", "rf-75", "select-25", "select-50",
+                            "select-75"], "grids": "milo-ml", "scorers": ["accuracy", "roc_auc", "f1_macro"]}
+
+
+def test_estimate_of_milo_mls_full_space_reports_candidates_and_fits_per_pipeline(capsys, tmp_path):
+    """567 pipelines, each with the plain search's CV fits and the shared search's (its own planner's)."""
+    project = copy_sample("breast_cancer", tmp_path, search=FULL_SPACE, memory={"memory_budget": "64GB"})
+    assert cli.main(["estimate", str(project), "--json"]) == 0
+    search = json.loads(capsys.readouterr().out)["search"]
+    assert len(search["pipelines"]) == 567
+    forest = search["pipelines"]["std__rf-50__rf__grid"]
+    assert (forest["candidates"], forest["cv_fits"], forest["shared_fits"]) == (45, 450, 30)
+    assert search["pipelines"]["none__none__mlp__grid"]["shared_fits"] == 360  # learning_rate is adam's no-op
+    assert search["shared_fits"] < search["cv_fits"]
+    assert cli.main(["estimate", str(project)]) == 0
+    assert re.search(r"Search: milo-ml grids, \d+ parameter sets, \d+ CV fits in a plain search, \d+ with shared work",
+                     capsys.readouterr().out)

@@ -134,3 +134,15 @@ def test_search_fits_what_the_planner_plans_when_every_shortcut_applies():
     result = run_search(PipelineSpec("none", "none", "rf", "grid"), space, X, y, scorers=SCORERS, cv_folds=3, seed=7)
     planned = fold_work("rf", candidate_sets(space, "rf", "grid", None), n_train=len(y) * 2 // 3)
     assert result.fits == 3 * planned.fits == 9
+
+
+def test_mean_scores_add_the_folds_in_scikit_learns_order():
+    """Tied candidates are ranked by their mean; a mean summed in another order differs in the last
+    bit and breaks the tie the other way (seen on 10 folds: same scores, different refits)."""
+    from milo_tui.engine.search import SearchResult
+
+    table = np.random.default_rng(0).random((10, 60, 2))  # (folds, candidates, scorers), as run_search collects them
+    result = SearchResult([{}] * 60, {"accuracy": table[:, :, 0].T}, fits=0)
+    flat = table[:, :, 0].T.ravel().tolist()  # GridSearchCV's scores: a list, candidate by candidate
+    sklearn = np.average(np.array(flat, dtype=np.float64).reshape(60, 10), axis=1)
+    assert np.array_equal(result.mean("accuracy"), sklearn)
