@@ -42,7 +42,8 @@ def test_estimate_that_fits_exits_0(capsys, tmp_path):
 
 FULL_SPACE = {"algorithms": ["gb", "knn", "lr", "mlp", "nb", "rf", "svm"], "scalers": ["none", "minmax", "std"],
               "selectors": ["none", "pca-80", "pca-90", "rf-25", "rf-50", "rf-75", "select-25", "select-50",
-                            "select-75"], "grids": "milo-ml", "scorers": ["accuracy", "roc_auc", "f1_macro"]}
+                            "select-75"], "grids": "milo-ml", "searchers": ["grid", "random", "random2"],
+              "scorers": ["accuracy", "roc_auc", "f1_macro"], "cv_folds": 10}
 
 
 def test_estimate_of_milo_mls_full_space_reports_candidates_and_fits_per_pipeline(capsys, tmp_path):
