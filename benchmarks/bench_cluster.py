@@ -67,9 +67,10 @@ def _one_task(executor, task) -> tuple[float, float]:
 def per_task_overhead(tasks: int) -> dict:
     from milo_tui import config as config_module
     from milo_tui.cluster.executor import DaskExecutor
-    from milo_tui.engine.data import prepare_data
+    from milo_tui.engine.data import map_arrays, prepare_data
     from milo_tui.engine.executor import LocalExecutor
-    from milo_tui.engine.space import enumerate_pipelines
+    from milo_tui.engine.plan import make_plan
+    from milo_tui.engine.space import min_class_count
     from milo_tui.engine.worker import TrainTask
     from milo_tui.memory.status import Thresholds
 
@@ -84,9 +85,13 @@ def per_task_overhead(tasks: int) -> dict:
                                      directory=Path(tmp) / "data")
         for sub in ("models", "class_results"):
             (Path(tmp) / sub).mkdir()
-        task = TrainTask(phase="main", spec=enumerate_pipelines(config)[0], scorers=s["scorers"], top_k=s["top_k"],
-                         cv_folds=s["cv_folds"], random_iterations=s["random_iterations"], n_jobs=1,
-                         seed=s["seed"], class_labels=summary.class_labels, arrays=arrays,
+        # The task the engine itself would build for the plan's first pipeline (runner.template).
+        smallest = min_class_count(map_arrays({"y": arrays["y_fit"]})["y"])
+        plan = make_plan(config, summary.n_classes, set(), smallest_class=smallest)
+        task = TrainTask(phase="main", spec=plan.main_units[0].spec, scorers=s["scorers"], top_k=s["top_k"],
+                         cv_folds=s["cv_folds"], space=plan.space, n_jobs=1, seed=s["seed"],
+                         class_labels=summary.class_labels, class_values=summary.class_values,
+                         rest_label=summary.rest_label, feature_names=summary.feature_names, arrays=arrays,
                          models_dir=str(Path(tmp) / "models"), class_results_dir=str(Path(tmp) / "class_results"),
                          archive="main_models")
         cluster = DaskExecutor("local", memory_budget=None, thresholds=Thresholds(0.75, 0.85), critical_grace=30,

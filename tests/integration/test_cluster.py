@@ -256,3 +256,10 @@ def test_a_nanny_s_memory_restart_of_its_worker_is_an_alert(tmp_path):
     (alert,) = alerts
     assert alert.level == "critical" and "restarted for memory" in alert.message
     assert alert.data["rss_bytes"] > 380 * 1024 * 1024 and "--memory-limit 0" in alert.detail
+    # The event it becomes is what the TUI's alert line shows.
+    from milo_tui.runstate import RunState
+    from milo_tui.tui.widgets.memory import memory_summary
+
+    state = RunState()
+    state.apply(ev.Event(type=ev.ALERT, seq=1, ts=1.0, data=alert.as_event()))
+    assert "Last alert: A cluster node's Dask worker was restarted for memory" in memory_summary(state, {}, 100).plain
