@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import re
 import statistics
 import sys
@@ -22,7 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="milo-bench-config-"))
+WORK = Path(tempfile.mkdtemp(prefix="milo-bench-"))  # every project and the settings; removed at exit
+atexit.register(shutil.rmtree, WORK, True)
+os.environ.setdefault("XDG_CONFIG_HOME", str(WORK / "config"))
 
 from milo_tui.tui.app import MiloApp  # noqa: E402
 from milo_tui.runstate import ModelRow  # noqa: E402
@@ -34,7 +38,7 @@ SIZE = (120, 40)  # the terminal: 120x40 is the wide layout (dashboard, browser,
 
 
 async def bench_browser(rows: int) -> dict[str, float]:
-    project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
+    project = Path(tempfile.mkdtemp(dir=WORK)) / "p"
     project.mkdir()
     app = MiloApp(project, "watch", store_factory=FakeStore)
     out: dict[str, float] = {}
@@ -87,7 +91,7 @@ async def bench_live_ticks(rows: int, per_tick: int) -> dict[str, float]:
     Times the browser's work per tick (add + place in order) and the repaint
     that follows, with the Models tab in front, sorted best first.
     """
-    project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
+    project = Path(tempfile.mkdtemp(dir=WORK)) / "p"
     project.mkdir()
     app = MiloApp(project, "watch", store_factory=FakeStore)
     all_rows = split_for_bench(rows)
@@ -119,7 +123,7 @@ WRITER_LINE = re.compile(r"paced writer: (\d+) events in ([\d.]+) s = (\d+) even
 
 async def bench_lag(models: int, rate: float, refresh_seconds: float) -> dict[str, float]:
     """The app reading a fake engine that writes `rate` events/s (pre-encoded lines in 10 ms bursts)."""
-    project = Path(tempfile.mkdtemp(prefix="milo-bench-")) / "p"
+    project = Path(tempfile.mkdtemp(dir=WORK)) / "p"
     project.mkdir()
     app = MiloApp(project, "run", store_factory=FakeStore, refresh_seconds=refresh_seconds, record_lag=True,
                   engine_starter=fake_engine_starter(models=models, rate=rate))
