@@ -255,7 +255,7 @@ def test_a_nanny_s_memory_restart_of_its_worker_is_an_alert(tmp_path):
         backstop.close()
     (alert,) = alerts
     assert alert.level == "critical" and "restarted for memory" in alert.message
-    assert alert.data["rss_bytes"] > 380 * 1024 * 1024 and "--memory-limit 0" in alert.detail
+    assert alert.data["rss_bytes"] > 0.95 * 400e6 and "--memory-limit 0" in alert.detail  # the nanny acts past 95 %
     # The event it becomes is what the TUI's alert line shows.
     from milo_tui.runstate import RunState
     from milo_tui.tui.widgets.memory import memory_summary
