@@ -212,7 +212,9 @@ class Run:
         recovery_notes = self._open_storage(prepared.previous)
         done = {r["key"] for r in model_rows(read_report(self.paths.report))}
         smallest = min_class_count(map_arrays({"y": prepared.arrays["y_fit"]})["y"])  # k-NN's MILO-ML draws
-        plan = make_plan(self.config, summary.n_classes, done, smallest_class=smallest)
+        # Planning counts each search's fits with scikit-learn's samplers and estimators: in a child,
+        # so the engine never imports scikit-learn (~80 MiB it would hold for the whole run).
+        plan = self.executor.call(make_plan, self.config, summary.n_classes, done, smallest_class=smallest)
         self.plan = plan
         self.counts = Counts(completed=plan.already_done, total=plan.total)
         self.template = dict(
