@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -305,6 +305,26 @@ def _fit_shared(fold: Fold, base, candidates: list[dict], shared: SharedFit, fit
         return None
 
 
+def _shared_models(fold: Fold, base, candidates: list[dict], plan, results: list, *,
+                   fit: Callable[[dict], Any] | None = None,
+                   singles_alone: bool = True) -> Iterator[tuple[SharedFit, Any]]:
+    """Each of `plan`'s shared fits that succeeded, with its model, for the caller to score its members.
+
+    A group of one is fitted and scored the plain way when `singles_alone` (nothing to share);
+    a failed shared fit has its candidates scored one by one (_fit_shared). `fit` defaults to the
+    estimator's own fit on the fold."""
+    if fit is None:
+        def fit(params: dict):
+            return _fit_estimator(base, params, fold.X_train, fold.y_train)
+    for shared in plan(base, candidates, len(fold.y_train)):
+        if singles_alone and len(shared.members) == 1:
+            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
+            continue
+        model = _fit_shared(fold, base, candidates, shared, fit, results)
+        if model is not None:
+            yield shared, model
+
+
 # random forest ------------------------------------------------------------------------------
 
 def _forest_shape(params: dict, base) -> tuple:
@@ -332,10 +352,8 @@ def _grow_forest(fold: Fold, base, params: dict) -> Trees:
 def score_forests(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared in plan_forests(base, candidates, len(fold.y_train)):
-        forest = _fit_shared(fold, base, candidates, shared, lambda p: _grow_forest(fold, base, p), results)
-        if forest is None:
-            continue
+    for shared, forest in _shared_models(fold, base, candidates, plan_forests, results,
+                                         fit=lambda p: _grow_forest(fold, base, p), singles_alone=False):
         # the forest's predict_proba: the trees' probabilities added one by one, divided by k
         running = np.cumsum(forest.probabilities(fold.X_valid), axis=0)
         reached = np.maximum.accumulate(forest.depths())
@@ -367,14 +385,7 @@ def _fit_estimator(base, params: dict, X, y):
 def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared in plan_boosting(base, candidates, len(fold.y_train)):
-        if len(shared.members) == 1:
-            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
-            continue
-        model = _fit_shared(fold, base, candidates, shared,
-                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
-        if model is None:
-            continue
+    for shared, model in _shared_models(fold, base, candidates, plan_boosting, results):
         wanted = {{**defaults, **candidates[i]}["max_iter"] for i in shared.members}
         by_stage: dict[int, Responses] = {}
         # predict() decides on the raw score (raw > 0, or argmax); ROC AUC reads the raw score
@@ -402,14 +413,7 @@ def score_boosting(fold: Fold, base, candidates: list[dict]) -> list[list[float]
 def score_linear(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared in plan_linear(base, candidates, len(fold.y_train)):
-        if len(shared.members) == 1:
-            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
-            continue
-        model = _fit_shared(fold, base, candidates, shared,
-                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
-        if model is None:
-            continue
+    for shared, model in _shared_models(fold, base, candidates, plan_linear, results):
         used, largest = int(np.max(model.n_iter_)), shared.params["max_iter"]
         scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
         for i in shared.members:
@@ -436,14 +440,7 @@ def _neighbour_weights(distances: np.ndarray, weights: str) -> np.ndarray:
 def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared in plan_neighbours(base, candidates, len(fold.y_train)):
-        if len(shared.members) == 1:
-            results[shared.members[0]] = _fit_and_score(fold, base, candidates[shared.members[0]])
-            continue
-        model = _fit_shared(fold, base, candidates, shared,
-                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
-        if model is None:
-            continue
+    for shared, model in _shared_models(fold, base, candidates, plan_neighbours, results):
         distances, neighbours = model.kneighbors(fold.X_valid)
         labels = model._y[neighbours]
         rows = np.arange(len(fold.y_valid))
@@ -466,13 +463,10 @@ def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[floa
 def score_identical(fold: Fold, base, candidates: list[dict], plan=plan_each) -> list[list[float]]:
     """Candidates whose parameters cannot give different models (`plan`'s groups) share one fit."""
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared in plan(base, candidates, len(fold.y_train)):
-        model = _fit_shared(fold, base, candidates, shared,
-                            lambda p: _fit_estimator(base, p, fold.X_train, fold.y_train), results)
-        if model is not None:
-            scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
-            for i in shared.members:
-                results[i] = scores
+    for shared, model in _shared_models(fold, base, candidates, plan, results, singles_alone=False):
+        scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
+        for i in shared.members:
+            results[i] = scores
     return results
 
 
