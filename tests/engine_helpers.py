@@ -87,6 +87,15 @@ def run_engine(project: Path, *, resume: bool = False, force: bool = False, env:
     return result
 
 
+def start_engine_until_training(project: Path):
+    """Start the engine and return it once its first model has started (the project is then held)."""
+    engine = start_engine(project)
+    for batch in ev.read_pipe(engine.event_fd):
+        if any(e.type == ev.MODEL_STARTED for e in batch.events):
+            break
+    return engine
+
+
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.02) -> bool:
     """Poll `condition` until it holds or `timeout` seconds pass; says which."""
     deadline = time.monotonic() + timeout

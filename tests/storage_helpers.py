@@ -44,6 +44,19 @@ def save(paths: ProjectPaths, keys, archive: str = "main_models") -> dict[str, s
     return hashes
 
 
+def archived_project(tmp_path: Path, keys, **writer_kwargs) -> ProjectPaths:
+    """A project whose main archive holds `keys` (fake models), flushed and closed."""
+    paths = project(tmp_path)
+    w = writer(paths, batch_models=10, **writer_kwargs)
+    w.recover()
+    save(paths, keys)
+    for k in keys:
+        w.add(k)
+    w.flush()
+    w.close()
+    return paths
+
+
 def tar_listing(archive: Path) -> tuple[list[str], str]:
     done = subprocess.run(["tar", "-tzf", str(archive)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

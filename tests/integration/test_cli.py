@@ -11,7 +11,7 @@ from pathlib import Path
 import joblib
 import pytest
 
-from engine_helpers import small_binary_project
+from engine_helpers import small_binary_project, start_engine_until_training
 
 MILO = [sys.executable, "-m", "milo_tui"]
 
@@ -103,18 +103,11 @@ def test_init_creates_a_project_that_loads(tmp_path):
 
 
 def test_a_second_engine_on_a_live_project_is_refused(tmp_path):
-    import os
     import signal
 
-    from milo_tui import events as ev
-    from milo_tui.launcher import start_engine
-
     project = small_binary_project(tmp_path)
-    engine = start_engine(project)
+    engine = start_engine_until_training(project)
     try:
-        for batch in ev.read_pipe(engine.event_fd):
-            if any(e.type == ev.MODEL_STARTED for e in batch.events):
-                break
         second = milo("run", project, "--headless", "--resume")
         assert second.returncode == 2 and f"pid {engine.pid}" in second.stderr + second.stdout
     finally:

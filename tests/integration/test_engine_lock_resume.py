@@ -11,7 +11,7 @@ import json
 import time
 
 from drill_checks import assert_run_consistent, report_keys
-from engine_helpers import run_engine, small_binary_project
+from engine_helpers import run_engine, small_binary_project, start_engine_until_training
 
 from milo_tui import events as ev
 from milo_tui.launcher import start_engine
@@ -61,11 +61,8 @@ def test_a_second_engine_half_a_second_later_is_refused_and_touches_nothing(tmp_
 
 def test_force_is_refused_while_an_engine_holds_the_project(tmp_path):
     project = small_binary_project(tmp_path)
-    first = start_engine(project)
+    first = start_engine_until_training(project)
     try:
-        for batch in ev.read_pipe(first.event_fd):
-            if any(e.type == ev.MODEL_STARTED for e in batch.events):
-                break
         forced = run_engine(project, force=True)
         assert forced.exit_code == 2
         assert "already training" in forced.finished["message"]

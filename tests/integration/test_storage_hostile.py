@@ -30,22 +30,14 @@ from milo_tui.storage.gzmembers import TRAILER, compress_member
 from milo_tui.storage.index import BatchRecord, MemberRecord, index_path, write_index
 from milo_tui.storage.store import open_store
 from milo_tui.storage.workspace import Workspace, sweep_stale_workspaces
-from storage_helpers import project, save, writer
+from storage_helpers import archived_project, project, save, writer
 
 KEYS = [f"m_{i}" for i in range(4)]
 TESTS_DIR = str(Path(__file__).resolve().parents[1])
 
 
 def _archived(tmp_path, keys=KEYS, **kwargs):
-    paths = project(tmp_path)
-    w = writer(paths, batch_models=10, **kwargs)
-    w.recover()
-    save(paths, keys)
-    for k in keys:
-        w.add(k)
-    w.flush()
-    w.close()
-    return paths
+    return archived_project(tmp_path, keys, **kwargs)
 
 
 def _store(paths, tmp_path, **kwargs):

@@ -14,21 +14,13 @@ from milo_tui.errors import BadInputError, IntegrityError
 from milo_tui.storage import ModelNotFoundError, ModelStore
 from milo_tui.storage.gzmembers import TRAILER, compress_member
 from milo_tui.storage.index import BatchRecord, MemberRecord, index_path, write_index
-from storage_helpers import project, save, writer
+from storage_helpers import archived_project, project, writer
 
 KEYS = [f"m_{i}" for i in range(4)]
 
 
 def _archived_project(tmp_path):
-    paths = project(tmp_path)
-    w = writer(paths, batch_models=10)
-    w.recover()
-    save(paths, KEYS)
-    for k in KEYS:
-        w.add(k)
-    w.flush()
-    w.close()
-    return paths
+    return archived_project(tmp_path, KEYS)
 
 
 def _store(paths, tmp_path):
