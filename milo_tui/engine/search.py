@@ -25,7 +25,9 @@ Where the work goes:
   - logistic regression (lbfgs): a fit that converged in n iterations is the fit of every
     max_iter above n;
   - MLP: candidates that differ only in SGD's settings (learning_rate...) while the solver is
-    adam or lbfgs are one fit;
+    adam or lbfgs are one fit; and where tol, n_iter_no_change and max_iter only decide the epoch
+    training stops at (adam, or sgd without the adaptive rate), candidates differing in them
+    follow one training run, each member's weights copied at its own stopping epoch;
   - everything else: one fit per candidate on the shared preprocessed fold.
 Scores are the scorers' own metrics on the responses they would ask for (decision_function
 first for binary ROC AUC, predict_proba otherwise), so they match plain CV to float
@@ -35,7 +37,6 @@ round-off; tests/unit/test_search.py checks every shortcut against GridSearchCV.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -238,19 +239,41 @@ def plan_neighbours(base, candidates: list[dict], n_train: int) -> list[SharedFi
 
 
 SGD_ONLY = ("learning_rate", "momentum", "nesterovs_momentum", "power_t")
+STOPPING = ("tol", "n_iter_no_change", "max_iter")  # when an MLP stops, never the path it takes
+
+
+def _stops_without_steering(params: dict) -> bool:
+    """Does the MLP's tol / n_iter_no_change / max_iter only decide at which epoch it stops?
+    True for adam and for sgd without the adaptive rate (their optimizers' trigger_stopping always
+    stops; sgd's adaptive rate instead divides the learning rate by 5 and goes on), without
+    early_stopping (whose validation split and best-weights copy read tol)."""
+    adaptive_sgd = params["solver"] == "sgd" and params["learning_rate"] == "adaptive"
+    return params["solver"] in ("adam", "sgd") and not adaptive_sgd and not params["early_stopping"]
 
 
 def plan_perceptron(base, candidates: list[dict], n_train: int) -> list[SharedFit]:
     """MLP: learning_rate, momentum, nesterovs_momentum and power_t only steer solver="sgd" (its
-    SGDOptimizer; adam and lbfgs never read them), so candidates differing only in those are one fit."""
+    SGDOptimizer; adam and lbfgs never read them), so candidates differing only in those are one fit.
+    And where tol, n_iter_no_change and max_iter only pick the stopping epoch
+    (`_stops_without_steering`), candidates differing in them follow one training path: one run with
+    the smallest tol and the largest n_iter_no_change and max_iter passes every member's stopping
+    epoch last (a larger tol counts at least as many epochs without improvement), and each member's
+    weights are copied at its own (`score_perceptron`)."""
     defaults = base.get_params(deep=False)
 
     def shape(params: dict) -> dict:
-        if {**defaults, **params}["solver"] == "sgd":
-            return params
-        return {k: v for k, v in params.items() if k not in SGD_ONLY}
+        merged = {**defaults, **params}
+        ignored = (SGD_ONLY if merged["solver"] != "sgd" else ()) + (STOPPING if _stops_without_steering(merged) else ())
+        return {k: v for k, v in params.items() if k not in ignored}
 
-    return _share(candidates, base, (), shape=shape)
+    plan = _share(candidates, base, (), shape=shape)
+    for shared in plan:
+        if len(shared.members) > 1 and _stops_without_steering({**defaults, **shared.params}):
+            members = [{**defaults, **candidates[i]} for i in shared.members]
+            shared.params.update(tol=min(m["tol"] for m in members),
+                                 n_iter_no_change=max(m["n_iter_no_change"] for m in members),
+                                 max_iter=max(m["max_iter"] for m in members))
+    return plan
 
 
 PLANNERS: dict[str, Callable[[Any, list[dict], int], list[SharedFit]]] = {
@@ -458,21 +481,73 @@ def score_neighbours(fold: Fold, base, candidates: list[dict]) -> list[list[floa
     return results
 
 
-# models that are the same fit -------------------------------------------------------------------
+# multi-layer perceptron ----------------------------------------------------------------------
 
-def score_identical(fold: Fold, base, candidates: list[dict], plan=plan_each) -> list[list[float]]:
-    """Candidates whose parameters cannot give different models (`plan`'s groups) share one fit."""
+@dataclass
+class _Stopping:
+    """One member's stopping rule, followed along the shared run, and its weights where it stopped."""
+
+    tol: float
+    n_iter_no_change: int
+    max_iter: int
+    count: int = 0  # MLPClassifier's _no_improvement_count, for this member's tol
+    weights: tuple[list, list] | None = None  # (coefs_, intercepts_) at its stopping epoch
+
+
+def _snapshotting_perceptron(base, params: dict, rules: list[_Stopping]):
+    """The MLP of `params`, which also follows each rule's epoch counter (MLPClassifier's own
+    no-improvement test, with the rule's tol) and copies the weights at the epoch that rule stops at
+    (count > n_iter_no_change, or max_iter reached). It changes nothing in the run's own arithmetic
+    and ends it once every rule has stopped."""
+    from sklearn.neural_network import MLPClassifier
+
+    class SnapshottingMLP(MLPClassifier):
+        def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+            best_before = self.best_loss_  # the test compares with the best loss before this epoch
+            super()._update_no_improvement_count(early_stopping, X, y, sample_weight)
+            loss = self.loss_curve_[-1]
+            for rule in rules:
+                if rule.weights is not None:
+                    continue
+                rule.count = rule.count + 1 if loss > best_before - rule.tol else 0
+                if rule.count > rule.n_iter_no_change or self.n_iter_ == rule.max_iter:
+                    rule.weights = ([c.copy() for c in self.coefs_], [b.copy() for b in self.intercepts_])
+            if all(rule.weights is not None for rule in rules):
+                self._no_improvement_count = self.n_iter_no_change + 1  # nothing left to learn: stop here
+
+    return SnapshottingMLP(**{**base.get_params(deep=False), **params})
+
+
+def score_perceptron(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
+    defaults = base.get_params(deep=False)
     results: list[list[float] | None] = [None] * len(candidates)
-    for shared, model in _shared_models(fold, base, candidates, plan, results, singles_alone=False):
-        scores = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
-        for i in shared.members:
-            results[i] = scores
+    plan = plan_perceptron(base, candidates, len(fold.y_train))
+    rules: dict[int, list[_Stopping]] = {}  # id of a shared fit's params -> its members' stopping rules
+    for shared in plan:
+        if _stops_without_steering({**defaults, **shared.params}):
+            members = [{**defaults, **candidates[i]} for i in shared.members]
+            rules[id(shared.params)] = [_Stopping(m["tol"], m["n_iter_no_change"], m["max_iter"]) for m in members]
+
+    def fit(params: dict):
+        if id(params) not in rules:  # its members are the same fit (plan_perceptron's sgd-only sharing)
+            return _fit_estimator(base, params, fold.X_train, fold.y_train)
+        return _snapshotting_perceptron(base, params, rules[id(params)]).fit(fold.X_train, fold.y_train)
+
+    for shared, model in _shared_models(fold, base, candidates, lambda *_: plan, results, fit=fit):
+        for n, i in enumerate(shared.members):
+            if id(shared.params) in rules:
+                weights = rules[id(shared.params)][n].weights
+                if weights is None:  # cannot happen (the run stops after its last member); refit if it does
+                    results[i] = _fit_and_score(fold, base, candidates[i])
+                    continue
+                model.coefs_, model.intercepts_ = weights
+            results[i] = fold.score(responses_of(model, fold.X_valid, fold.n_classes))
     return results
 
 
 FOLD_STRATEGIES: dict[str, Callable[[Fold, Any, list[dict]], list[list[float]]]] = {
     "rf": score_forests, "gb": score_boosting, "knn": score_neighbours, "lr": score_linear,
-    "mlp": partial(score_identical, plan=plan_perceptron),
+    "mlp": score_perceptron,
 }
 
 

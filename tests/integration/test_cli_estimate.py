@@ -54,7 +54,8 @@ def test_estimate_of_milo_mls_full_space_reports_candidates_and_fits_per_pipelin
     assert len(search["pipelines"]) == 567
     forest = search["pipelines"]["std__rf-50__rf__grid"]
     assert (forest["candidates"], forest["cv_fits"], forest["shared_fits"]) == (45, 450, 30)
-    assert search["pipelines"]["none__none__mlp__grid"]["shared_fits"] == 360  # learning_rate is adam's no-op
+    # learning_rate is adam's no-op, and tol only picks the epoch adam stops at: 72 candidates, 12 runs per fold
+    assert search["pipelines"]["none__none__mlp__grid"]["shared_fits"] == 120
     assert search["shared_fits"] < search["cv_fits"]
     assert cli.main(["estimate", str(project)]) == 0
     assert re.search(r"Search: milo-ml grids, \d+ parameter sets, \d+ CV fits in a plain search, \d+ with shared work",

@@ -118,8 +118,54 @@ def test_mlp_candidates_differing_only_in_sgd_settings_share_a_fit_like_plain():
     assert fast.fits == plain.fits * 6 // 8  # 8 candidates: 2 adam fits + 4 sgd fits per fold
 
 
+STOPPING_GRID = {"tol": [1e-4, 3e-3, 0.03], "n_iter_no_change": [2, 6], "max_iter": [8, 40],
+                 "alpha": [0.01, 1.0], "hidden_layer_sizes": [(4,)], "learning_rate_init": [0.01]}
+
+
+@pytest.mark.parametrize("solver, data", [("adam", "breast_cancer"), ("adam", "wine"), ("adam", "duplicates"),
+                                          ("sgd", "wine")])
+def test_mlp_candidates_differing_only_in_when_they_stop_share_one_run_like_plain(data, solver):
+    """tol, n_iter_no_change and max_iter only pick the epoch an adam (or non-adaptive sgd) run stops
+    at: one run, each member's weights copied at its own stopping epoch, scores as its own fit's."""
+    space = _space(mlp={**STOPPING_GRID, "solver": [solver]})
+    fast, plain = _compare(PipelineSpec("std", "none", "mlp", "grid"), space, data)
+    assert fast.fits == plain.fits * 2 // 24  # 24 candidates: one run per alpha and fold
+
+
+def test_mlp_stopping_shortcut_copies_each_members_own_weights():
+    """The members stop at different epochs here (so a shortcut that kept the run's last weights, or
+    followed one tol for all, would score differently), and each copy is that member's own fit, bit for bit."""
+    from sklearn.base import clone
+
+    from milo_tui.engine.search import _snapshotting_perceptron, _Stopping
+    from milo_tui.engine.space import make_classifier
+
+    X, y = _data("wine")
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    base = make_classifier("mlp", seed=7).set_params(hidden_layer_sizes=(4,), learning_rate_init=0.01)
+    members = [dict(tol=t, n_iter_no_change=n, max_iter=m) for t in (1e-4, 3e-3, 0.03) for n in (2, 6) for m in (8, 40)]
+    rules = [_Stopping(**m) for m in members]
+    _snapshotting_perceptron(base, dict(tol=1e-4, n_iter_no_change=6, max_iter=40), rules).fit(X, y)
+    epochs = set()
+    for member, rule in zip(members, rules):
+        own = clone(base).set_params(**member).fit(X, y)
+        epochs.add(own.n_iter_)
+        for copied, fitted in zip(rule.weights[0] + rule.weights[1], own.coefs_ + own.intercepts_):
+            assert np.array_equal(copied, fitted), member
+    assert len(epochs) >= 4  # the members really stop at different epochs
+
+
+def test_adaptive_sgd_mlp_candidates_are_not_shared_by_tol():
+    """sgd's adaptive rate reads tol's verdict to divide its learning rate: not a stopping-only setting."""
+    space = _space(mlp={**STOPPING_GRID, "solver": ["sgd"], "learning_rate": ["adaptive"]})
+    fold = fold_work("mlp", candidate_sets(space, "mlp", "grid", None))
+    assert fold.fits == fold.candidates == 24
+    _compare(PipelineSpec("std", "none", "mlp", "grid"), _space(mlp={**STOPPING_GRID, "max_iter": [8],
+             "solver": ["sgd"], "learning_rate": ["adaptive"], "tol": [1e-4, 0.03]}), "wine")
+
+
 @pytest.mark.parametrize("algorithm, candidates, fits", [
-    ("rf", 45, 3), ("gb", 30, 15), ("knn", 56, 1), ("lr", 27, 9), ("mlp", 72, 36), ("svm", 40, 40), ("nb", 1, 1)])
+    ("rf", 45, 3), ("gb", 30, 15), ("knn", 56, 1), ("lr", 27, 9), ("mlp", 72, 12), ("svm", 40, 40), ("nb", 1, 1)])
 def test_planned_fits_of_milo_ml_grids(algorithm, candidates, fits):
     """What `milo estimate` and the metadata report per fold, from the search's own planner."""
     space = SearchSpace("milo-ml", 100, ("grid",), seed=7)
