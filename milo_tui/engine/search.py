@@ -27,7 +27,8 @@ Where the work goes:
   - MLP: candidates that differ only in SGD's settings (learning_rate...) while the solver is
     adam or lbfgs are one fit; and where tol, n_iter_no_change and max_iter only decide the epoch
     training stops at (adam, or sgd without the adaptive rate), candidates differing in them
-    follow one training run, each member's weights copied at its own stopping epoch;
+    follow one training run, each member's weights copied at its own stopping epoch. Every MLP is
+    trained by engine/perceptron.py: MLPClassifier's own arithmetic, without its per-batch overhead;
   - everything else: one fit per candidate on the shared preprocessed fold.
 Scores are the scorers' own metrics on the responses they would ask for (decision_function
 first for binary ROC AUC, predict_proba otherwise), so they match plain CV to float
@@ -43,6 +44,7 @@ import numpy as np
 
 from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
+from milo_tui.engine.perceptron import perceptron_class
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
 
 SCORERS_NEEDING_RESPONSE = {"roc_auc"}
@@ -499,9 +501,7 @@ def _snapshotting_perceptron(base, params: dict, rules: list[_Stopping]):
     no-improvement test, with the rule's tol) and copies the weights at the epoch that rule stops at
     (count > n_iter_no_change, or max_iter reached). It changes nothing in the run's own arithmetic
     and ends it once every rule has stopped."""
-    from sklearn.neural_network import MLPClassifier
-
-    class SnapshottingMLP(MLPClassifier):
+    class SnapshottingMLP(perceptron_class()):
         def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
             best_before = self.best_loss_  # the test compares with the best loss before this epoch
             super()._update_no_improvement_count(early_stopping, X, y, sample_weight)
@@ -520,6 +520,7 @@ def _snapshotting_perceptron(base, params: dict, rules: list[_Stopping]):
 
 def score_perceptron(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
     defaults = base.get_params(deep=False)
+    base = perceptron_class()(**defaults)  # trains as MLPClassifier does, without its per-batch overhead
     results: list[list[float] | None] = [None] * len(candidates)
     plan = plan_perceptron(base, candidates, len(fold.y_train))
     rules: dict[int, list[_Stopping]] = {}  # id of a shared fit's params -> its members' stopping rules
