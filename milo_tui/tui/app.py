@@ -112,7 +112,7 @@ class MiloApp(App[int]):
         self._warm_up_started = False
         self._calm_ticks = 0  # refresh ticks in a row with few events, since the run started
         self.warm_up_seconds: float | None = None
-        # Benchmarks: seconds from each event's ts to the repaint that showed it (bounded).
+        # Benchmarks: seconds from each event's ts to the end of the screen update that showed it (bounded).
         self.lag_samples: deque[float] | None = deque(maxlen=LAG_SAMPLES) if record_lag else None
 
     # ----- start-up ----------------------------------------------------------
@@ -228,9 +228,15 @@ class MiloApp(App[int]):
             screen.refresh_from_state(force_all=force_all)
         self._painted_version = self.state.version
         if self.lag_samples is not None:
-            painted = self.clock()
-            self.lag_samples.extend(painted - event.ts for batch in batches for event in batch.events)
+            stamps = [event.ts for batch in batches for event in batch.events]
+            if stamps:  # measured once the screen has been painted, not when the widgets were told
+                self.call_after_refresh(self._record_lag, stamps)
         self._after_state_change()
+
+    def _record_lag(self, stamps: list[float]) -> None:
+        painted = self.clock()
+        assert self.lag_samples is not None
+        self.lag_samples.extend(painted - ts for ts in stamps)
 
     def _after_state_change(self) -> None:
         if self.state.is_final and not self._seen_final:

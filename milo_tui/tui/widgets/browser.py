@@ -14,6 +14,7 @@ again.
 
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -36,6 +37,7 @@ from milo_tui.runstate import ModelRow, RunState
 PHASE_FILTERS = ("all", "main", "per-class", "ovr")
 FILTER_DEBOUNCE = 0.25
 FULL_REBUILD_AT = 400  # more changed rows already shown than this in one tick: rebuild instead of patching
+INSERT_ONE_BY_ONE_UP_TO = 64  # changed rows in a tick placed by binary search; more: one merge of sorted runs
 
 
 class RowCell(str):
@@ -269,8 +271,13 @@ class ModelBrowser(Vertical):
         moved = self._ordered.intersection(changed)  # their metrics may have changed: place them again
         if moved:
             self._order = [entry for entry in self._order if entry[1] not in moved]
-        self._order.extend(self._sorted_entries(changed))
-        self._order.sort()  # two sorted runs: Timsort merges them in one linear pass
+        entries = self._sorted_entries(changed)
+        if len(entries) <= INSERT_ONE_BY_ONE_UP_TO:
+            for entry in entries:  # a binary search and one memmove each
+                insort(self._order, entry)
+        else:
+            self._order.extend(entries)
+            self._order.sort()  # two sorted runs: Timsort merges them in one linear pass
         self._ordered.update(changed)
         if new_rows:
             table.load_rows(new_rows)
@@ -319,7 +326,8 @@ class ModelBrowser(Vertical):
             index = table.get_row_index(row_id)
         except Exception:  # noqa: BLE001 - the row vanished between calls
             return
-        table.move_cursor(row=index, animate=False, scroll=True)
+        if index != table.cursor_row:  # moving it scrolls it into view: a pass over every row of the table
+            table.move_cursor(row=index, animate=False, scroll=True)
 
     def highlighted_row_id(self) -> str | None:
         table = self.table

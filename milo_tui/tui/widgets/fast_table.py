@@ -82,18 +82,35 @@ class FastOrderedTable(OrderedTable):
         self._fast_cell_cache.clear()
 
     def set_order(self, row_ids: list[str], row_id_of: Callable[[Any], str]) -> None:
-        """One pass that sets the row positions, instead of DataTable.sort's key calls and sort."""
+        """One pass that sets the row positions, instead of DataTable.sort's key calls and sort.
+
+        Repaints only when the rows in the window changed: during a run most
+        new rows land below the window, and repainting the table on every
+        tick was the largest part of a tick's screen update.
+        """
+        before = self._window_keys()
         keys = {key.value: key for key in self.rows}
         locations = type(self._row_locations)  # DataTable's two-way dict, whatever it is called
         self._row_locations = locations({keys[row_id]: index for index, row_id in enumerate(row_ids)})
         self._update_count += 1
-        self.refresh()
+        if self._window_keys() != before:
+            self.refresh()
+
+    def _window_rows(self) -> range:
+        """The row indexes in the table's window now (rows are one line high: the fast paths' rows)."""
+        top = round(self.scroll_offset.y)
+        lines = max(0, self.size.height - (self.header_height if self.show_header else 0))
+        return range(top, min(self.row_count, top + lines))
+
+    def _window_keys(self) -> list[RowKey]:
+        get_key = self._row_locations.get_key
+        return [get_key(index) for index in self._window_rows()]
 
     def load_rows(self, rows: list[tuple[str, list[Any]]]) -> None:
         """Append many rows with their bookkeeping set directly (no per-row measuring or refresh)."""
         was_empty = self.row_count == 0
         columns = self.ordered_columns
-        data, table_rows, new_rows = self._data, self.rows, self._new_rows
+        data, table_rows = self._data, self.rows
         start = len(data)
         keys: list[RowKey] = []
         for key, cells in rows:
@@ -109,18 +126,21 @@ class FastOrderedTable(OrderedTable):
             data[row_key] = loaded.data
             table_rows[row_key] = loaded.row
             keys.append(row_key)
-        new_rows.update(keys)
         if was_empty:  # a refill: build the row-position map in one go
             self._row_locations = type(self._row_locations)({key: index for index, key in enumerate(keys)})
         else:
             for index, row_key in enumerate(keys, start):
                 self._row_locations[row_key] = index
-        self._require_update_dimensions = True
         self.cursor_coordinate = self.cursor_coordinate
         if was_empty and rows and self.show_cursor and self.cursor_type != "none":
             self._highlight_cursor()
         self._update_count += 1
-        self.check_idle()
+        # Sized now rather than when the table next goes idle (DataTable's way): the new size is then
+        # laid out in the same screen update as the new rows, not in a second one right after.
+        self._update_dimensions(keys)
+        window = self._window_rows()
+        if start < window.stop or not window:
+            self.refresh()  # appended rows that show in the window (set_order may not move any)
 
     def update_cell(self, row_key: RowKey | str, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         """DataTable's, after forgetting the row's loaded form (its cells are no longer the caller's list)."""
@@ -174,11 +194,24 @@ class FastOrderedTable(OrderedTable):
                 widths.append(entry.widths)
             else:
                 widths.append(tuple(_width(row_data.get(column.key)) for column in columns))
+        widths_before = [column.content_width for column in columns]
         for index, column in enumerate(columns):
             width = max(map(itemgetter(index), widths), default=0)
             column.content_width = max(column.content_width, width, cell_len(str(column.label)))
-        self._line_cache.clear()
-        self._styles_cache.clear()
+        if [column.content_width for column in columns] != widths_before:
+            # Every row is drawn at the new widths (set_order repaints only a changed window). Unchanged
+            # widths keep the drawn lines: clearing them each tick re-rendered the whole window.
+            self._line_cache.clear()
+            self._styles_cache.clear()
+            self.refresh()
         total_width = sum(column.get_render_width(self) for column in columns) + self._row_label_column_width
         header_height = self.header_height if self.show_header else 0
-        self.virtual_size = Size(total_width, self._total_row_height + header_height)
+        # The rows' total height (DataTable's _total_row_height builds a list of every line of the table
+        # for that: ~10 ms a tick at 10,000 rows).
+        size = Size(total_width, sum(row.height for row in self.rows.values()) + header_height)
+        if size != self.virtual_size:
+            # Setting virtual_size repaints the whole table; a table that only grew needs a layout (its
+            # scrollbar) and no repaint: rows that show in the window repaint themselves (load_rows,
+            # set_order), and a width change repainted everything above.
+            self.set_reactive(DataTable.virtual_size, size)
+            self.refresh(layout=True, repaint=False)

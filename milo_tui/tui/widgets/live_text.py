@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
 
@@ -35,3 +36,9 @@ class LiveText(Static):
         size = text_size(text)
         self.update(text, layout=size != self._shown_size)
         self._shown_text, self._shown_size = text, size
+
+
+def show_subtitle(widget: Widget, text: str) -> None:
+    """Set a border subtitle (plain words) only when it changed: setting one repaints the whole widget."""
+    if widget.border_subtitle != text:
+        widget.border_subtitle = text

@@ -10,7 +10,7 @@ from textual.widget import Widget
 from milo_tui.tui import formatting as fmt
 from milo_tui.tui.charts import memory_graph, progress_bar, time_axis
 from milo_tui.runstate import RunState
-from milo_tui.tui.widgets.live_text import LiveText
+from milo_tui.tui.widgets.live_text import LiveText, show_subtitle
 from milo_tui.tui.widgets.palette import LEVEL_TAGS, STATUS_TAGS, STATUS_WORDS, lines_to_text
 
 SUMMARY_LINES = 6
@@ -74,6 +74,16 @@ class MemoryGraph(Widget):
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(**kwargs)
         self.state = state
+        self._drawn: tuple | None = None  # what the graph was last asked to show
+
+    def refresh_if_changed(self) -> None:
+        """Repaint when a sample, a threshold or the colours changed (samples come ~2 a second, ticks 5)."""
+        series = self.state.memory_series
+        drawn = (len(series), series[-1] if series else None, self.state.warning_share,
+                 self.state.critical_share, id(self.app.palette))  # type: ignore[attr-defined]
+        if drawn != self._drawn:
+            self._drawn = drawn
+            self.refresh()
 
     def render(self) -> Text:
         width, height = self.size.width, self.size.height
@@ -102,8 +112,8 @@ class MemoryDashboard(Vertical):
     def refresh_from_state(self) -> None:
         summary = memory_summary(self.state, self.app.palette, self.content_size.width)  # type: ignore[attr-defined]
         self.query_one("#memory-summary", LiveText).show(summary)
-        self.query_one(MemoryGraph).refresh()
-        self.border_subtitle = STATUS_WORDS[self.state.memory_status].lower()
+        self.query_one(MemoryGraph).refresh_if_changed()
+        show_subtitle(self, STATUS_WORDS[self.state.memory_status].lower())
 
 
 def _cpu_text(value: object) -> str:

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.runstate import RunState
-from milo_tui.tui.widgets.live_text import LiveText
+from milo_tui.tui.widgets.live_text import LiveText, show_subtitle
 
 
 def storage_lines(storage: dict) -> Text:
@@ -40,5 +40,5 @@ class StoragePanel(LiveText):
 
     def refresh_from_state(self) -> None:
         # Said when the figures come from the archives on disk rather than the engine's events.
-        self.border_subtitle = "from disk" if self.state.storage.get("source") == "project" else ""
+        show_subtitle(self, "from disk" if self.state.storage.get("source") == "project" else "")
         self.show(storage_lines(self.state.storage))
