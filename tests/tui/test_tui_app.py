@@ -699,6 +699,47 @@ async def test_rows_changed_while_filtered_out_or_shown_come_back_current_when_a
 
 
 @sync
+async def test_the_screen_shows_the_table_as_it_is_after_ticks_that_skip_or_do_its_repaint(tmp_path, table_kind):
+    """The fast table repaints only when the rows in its window change, and sizes itself without a full
+    repaint. What must survive: after any tick, the screen equals a freshly loaded table of the same rows:
+    rows landing below the window, at its top, at the end of a short table, and rows widening a column."""
+    from milo_tui.runstate import ModelRow
+
+    project = tmp_path / "empty"
+    project.mkdir()
+    app = MiloApp(project, "watch", store_factory=FakeStore)
+    count = 0
+
+    def row(quality: float, selector: str = "none") -> ModelRow:
+        nonlocal count
+        count += 1
+        metrics = {name: quality for name in ("avg_sn_sp", "sensitivity", "f1", "roc_auc", "accuracy")}
+        return ModelRow(key=f"std__{selector}__lr__grid__f1__{count}", scaler="std", selector=selector,
+                        algorithm="lr", metrics=metrics)
+
+    async def tick_and_compare(pilot, rows: list[ModelRow]) -> None:
+        for new in rows:
+            app.state.add_model(new)
+        app.refresh_tick()
+        await pilot.pause()
+        live = app.export_screenshot()
+        app.browser.rebuild()  # reloads every row and repaints the whole table
+        await pilot.pause()
+        assert live == app.export_screenshot()
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        assert_table_kind(app, table_kind)
+        await tick_and_compare(pilot, [row(0.5 + i / 100) for i in range(3)])  # a short table
+        await tick_and_compare(pilot, [row(0.4 - i / 100) for i in range(3)])  # appended at its end, in view
+        await tick_and_compare(pilot, [row(0.45 + i / 1000) for i in range(40)])  # fills the window
+        await tick_and_compare(pilot, [row(0.1), row(0.2)])  # below the window: no repaint needed
+        await tick_and_compare(pilot, [row(0.99)])  # at the top: the window changes
+        await tick_and_compare(pilot, [row(0.05, selector="a-much-longer-selector")])  # a wider column
+        assert app.browser.table.row_count == 50
+
+
+@sync
 async def test_storage_panel_of_a_journal_without_storage_events_is_read_from_disk(tmp_path):
     import threading
 
