@@ -44,6 +44,7 @@ import numpy as np
 
 from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
+from milo_tui.engine.scores import accuracy, f1_macro
 from milo_tui.engine.perceptron import perceptron_class
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
 
@@ -97,14 +98,16 @@ def responses_of(model, X: np.ndarray, n_classes: int) -> Responses:
 
 
 def score(y: np.ndarray, r: Responses, scorers: list[str], n_classes: int) -> list[float]:
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    """The scorers' values; accuracy and macro F1 by engine/scores.py (scikit-learn's arithmetic,
+    without its per-call checks), ROC AUC by scikit-learn."""
+    from sklearn.metrics import roc_auc_score
 
     out = []
     for name in scorers:
         if name == "accuracy":
-            out.append(accuracy_score(y, r.predicted))
+            out.append(accuracy(y, r.predicted))
         elif name == "f1_macro":
-            out.append(f1_score(y, r.predicted, average="macro"))
+            out.append(f1_macro(y, r.predicted))
         elif name == "roc_auc":
             if r.ranking is None:
                 out.append(np.nan)  # the plain search's scorer fails here and records error_score
