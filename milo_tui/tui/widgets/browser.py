@@ -2,9 +2,10 @@
 
 Built for 10,000+ rows. The browser keeps every row of the run, shown or
 filtered out, in one sorted list of (sort key, row id) for the current sort.
-Rows that finish during a run are merged into that list at their sorted place
-(Timsort merges the two sorted runs in linear time) and the table's row
-positions are set from it in one pass: no full re-sort per refresh tick. A
+Rows that finish during a run are inserted into that list at their sorted place
+(a binary search each, or for a large batch one Timsort merge of two sorted
+runs) and the table's row positions are set from it in one pass: no full
+re-sort per refresh tick. A
 filter change picks the matching rows from that list in order, so it never
 sorts; only a sort change sorts everything. What a row costs to show (its
 cells, its best-order key, its search text) is computed once per row object
@@ -61,11 +62,14 @@ class Column:
 
 
 def _metric_column(key: str, label: str, name: str, lower_is_better: bool = False) -> Column:
+    missing = float("inf") if lower_is_better else float("-inf")
+
     def value(row: ModelRow) -> float:
+        metric = row.metrics.get(name)
+        if metric.__class__ is float:  # the usual case (rows are built with finite floats): a sort calls this per row
+            return metric  # type: ignore[return-value]
         metric = row.metric(name)
-        if metric is None:
-            return float("inf") if lower_is_better else float("-inf")
-        return metric
+        return missing if metric is None else metric
 
     return Column(key, label, value, lambda row: fmt.metric(row.metric(name)), not lower_is_better)
 
@@ -308,7 +312,12 @@ class ModelBrowser(Vertical):
         """A new sort order: one key per row taken in (from the cached views), one sort."""
         key = _order_key(self.sort_column, self.sort_descending)
         views = self._views
-        self._order = sorted((key(views[row_id].row, views[row_id].best), row_id) for row_id in self._ordered)
+        entries = []
+        for row_id in self._ordered:
+            view = views[row_id]
+            entries.append((key(view.row, view.best), row_id))
+        entries.sort()
+        self._order = entries
         self.full_sorts += 1
         self._apply_order()
 
