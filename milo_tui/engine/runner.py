@@ -30,6 +30,7 @@ from milo_tui.config import Config, format_size
 from milo_tui.engine import books, resume
 from milo_tui.engine.books import Counts, RunEnd
 from milo_tui.engine.data import DataSummary, map_arrays, prepare_data
+from milo_tui.engine.foldcache import DIRECTORY_NAME as FOLD_CACHE, remove_cache
 from milo_tui.engine.executor import Executor, KillKind, LocalExecutor, Outcome, OutcomeKind, TaskHandle
 from milo_tui.engine.hooks import EngineHooks
 from milo_tui.engine.plan import Plan, Unit, make_plan, ovr_units
@@ -157,6 +158,7 @@ class Run:
             )
         if self.force:
             books.clear_outputs(self.paths)
+            remove_cache(self.paths.state / FOLD_CACHE)  # an optimisation only, but --force means clean
         final = self.paths.state / "data"
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
@@ -222,7 +224,8 @@ class Run:
             space=plan.space, seed=s["seed"], class_labels=summary.class_labels,
             class_values=summary.class_values, rest_label=summary.rest_label,
             feature_names=summary.feature_names, arrays=prepared.arrays,
-            class_results_dir=str(self.paths.class_results))
+            class_results_dir=str(self.paths.class_results),
+            fold_cache=str(self.paths.state / FOLD_CACHE))  # kept across stop/--resume, gone when complete
         self._start_policer(summary, plan)
         self._write_metadata(RunStatus.RUNNING, "")
         self._announce(plan, summary, recovery_notes)
@@ -426,6 +429,8 @@ class Run:
                 status, message = RunStatus.DISK_FULL, str(exc)
             except Exception as exc:  # keep closing the books; the files stay on disk for --resume
                 message += f" (archiving failed: {exc})"
+        if status is RunStatus.COMPLETED:
+            remove_cache(self.paths.state / FOLD_CACHE)
         try:
             self._write_metadata(status, message)
         except Exception as exc:

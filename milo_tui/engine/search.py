@@ -42,11 +42,14 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from milo_tui.engine.foldcache import FoldCache, content_key
 from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
 from milo_tui.engine.scores import accuracy, f1_macro
 from milo_tui.engine.perceptron import perceptron_class
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
+from milo_tui.engine.treekeys import (boosting_fold_parts, importance_forest_parts,
+                                      select_by_importance)
 
 SCORERS_NEEDING_RESPONSE = {"roc_auc"}
 
@@ -139,14 +142,42 @@ class Fold:
         return [np.nan] * len(self.scorers)
 
 
-def preprocess(spec: PipelineSpec, X_train, y_train, X_valid, seed: int):
+def preprocess(spec: PipelineSpec, X_train, y_train, X_valid, seed: int, cache: FoldCache | None = None):
     """The Pipeline's steps before the classifier, fitted once: fit_transform on the training
-    rows and transform on the validation rows, exactly as Pipeline.fit/predict run them."""
+    rows and transform on the validation rows, exactly as Pipeline.fit/predict run them.
+    An rf-importance selector takes its forest's importances from `cache` when another pipeline
+    (another scaler, algorithm or selector share) already fitted that forest on the same ranks."""
     for step in (make_scaler(spec.scaler), make_selector(spec.selector, X_train.shape[1], seed)):
-        if step is not None:
+        if step is None:
+            continue
+        mask = _shared_selection(step, X_train, y_train, cache) if cache is not None else None
+        if mask is not None:
+            X_train, X_valid = X_train[:, mask], X_valid[:, mask]
+        else:
             X_train = step.fit_transform(X_train, y_train)
             X_valid = step.transform(X_valid)
     return X_train, X_valid
+
+
+def _shared_selection(step, X_train, y_train, cache: FoldCache) -> np.ndarray | None:
+    """SelectFromModel(random forest)'s support mask from importances one forest computed for every
+    pipeline whose training rows have the same ranks (engine/treekeys.py); None for other steps."""
+    from sklearn.base import clone
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_selection import SelectFromModel
+
+    if not (isinstance(step, SelectFromModel) and type(step.estimator) is RandomForestClassifier
+            and isinstance(step.max_features, int) and step.threshold == -np.inf):
+        return None
+    parts = importance_forest_parts(step.estimator, X_train, y_train)
+    if parts is None:
+        return None
+    key = content_key(*parts)
+    importances = cache.get(key, shape=(X_train.shape[1],))
+    if importances is None:
+        importances = np.asarray(clone(step.estimator).fit(X_train, y_train).feature_importances_, dtype=np.float64)
+        cache.put(key, importances)
+    return select_by_importance(importances, step.max_features)
 
 
 def _fit_and_score(fold: Fold, base, params: dict) -> list[float]:
@@ -562,6 +593,7 @@ class SearchResult:
     candidates: list[dict]  # unprefixed parameter sets, in the plain search's order
     scores: dict[str, np.ndarray]  # scorer -> (candidates, folds)
     fits: int  # estimator fits made in CV (a plain search makes candidates x folds)
+    cache_hits: int = 0  # fold scores and selector importances another pipeline had computed (foldcache)
     ranks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def mean(self, scorer: str) -> np.ndarray:
@@ -585,17 +617,43 @@ def _rank(means: np.ndarray) -> np.ndarray:
     return rankdata(-means, method="min").astype(np.int32)
 
 
-def _score_fold(spec: PipelineSpec, candidates: list[dict], X, y, train, valid, scorers, n_classes, seed):
-    X_train, X_valid = preprocess(spec, X[train], y[train], X[valid], seed)
+# Algorithms whose fold scores another pipeline (another scaler) can serve, through the fold cache.
+SCORES_SHARED_ACROSS_PIPELINES = frozenset({"gb"})
+
+
+def _fold_key(spec: PipelineSpec, fold: Fold, base, candidates: list[dict]) -> str | None:
+    """The content key of this fold's (candidates x scorers) scores, for the algorithms whose fold
+    result is exactly a function of what engine/treekeys.py keys; None: compute it."""
+    if spec.algorithm not in SCORES_SHARED_ACROSS_PIPELINES:
+        return None
+    parts = boosting_fold_parts(base, candidates, fold.X_train, fold.y_train, fold.X_valid, fold.y_valid,
+                                fold.n_classes, fold.scorers)
+    return None if parts is None else content_key(*parts)
+
+
+def _score_fold(spec: PipelineSpec, candidates: list[dict], X, y, train, valid, scorers, n_classes, seed,
+                cache: FoldCache | None = None):
+    """One fold's (candidates x scorers) scores, the estimator fits made, and the cache hits."""
+    hits_before = cache.hits if cache is not None else 0  # in-process (n_jobs=1) the cache object is shared
+    X_train, X_valid = preprocess(spec, X[train], y[train], X[valid], seed, cache)
     fold = Fold(X_train, y[train], X_valid, y[valid], n_classes, scorers)
     base = make_classifier(spec.algorithm, seed)
+    key = _fold_key(spec, fold, base, candidates) if cache is not None else None
+    if key is not None:
+        shared = cache.get(key, shape=(len(candidates), len(scorers)))
+        if shared is not None:  # another pipeline scored this very fold, as the model sees it
+            return shared.tolist(), 0, cache.hits - hits_before
     strategy = FOLD_STRATEGIES.get(spec.algorithm, score_each)
-    return strategy(fold, base, candidates), fold.fits
+    scores = strategy(fold, base, candidates)
+    if key is not None:
+        cache.put(key, np.array(scores, dtype=np.float64))
+    return scores, fold.fits, (cache.hits - hits_before) if cache is not None else 0
 
 
 def run_search(spec: PipelineSpec, space: SearchSpace, X: np.ndarray, y: np.ndarray, *, scorers: list[str],
-               cv_folds: int, seed: int, n_jobs: int = 1) -> SearchResult:
-    """Score every candidate of `spec`'s search with stratified CV, sharing work across candidates."""
+               cv_folds: int, seed: int, n_jobs: int = 1, cache: FoldCache | None = None) -> SearchResult:
+    """Score every candidate of `spec`'s search with stratified CV, sharing work across candidates
+    (and, with `cache`, across the pipelines of a run: engine/foldcache.py, engine/treekeys.py)."""
     import warnings
 
     from joblib import Parallel, delayed
@@ -608,11 +666,11 @@ def run_search(spec: PipelineSpec, space: SearchSpace, X: np.ndarray, y: np.ndar
     candidates = candidate_sets(space, spec.algorithm, spec.searcher, min_class_count(y))
     folds = list(StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed).split(X, y))
     per_fold = Parallel(n_jobs=n_jobs)(
-        delayed(_score_fold)(spec, candidates, X, y, train, valid, scorers, n_classes, seed)
+        delayed(_score_fold)(spec, candidates, X, y, train, valid, scorers, n_classes, seed, cache)
         for train, valid in folds)
-    table = np.array([scores for scores, _ in per_fold], dtype=float)  # (folds, candidates, scorers)
+    table = np.array([scores for scores, _, _ in per_fold], dtype=float)  # (folds, candidates, scorers)
     result = SearchResult(candidates, {s: table[:, :, j].T for j, s in enumerate(scorers)},
-                          fits=sum(f for _, f in per_fold))
+                          fits=sum(f for _, f, _ in per_fold), cache_hits=sum(h for _, _, h in per_fold))
     result.ranks = {s: _rank(result.mean(s)) for s in scorers}
     return result
 

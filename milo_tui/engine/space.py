@@ -41,10 +41,14 @@ def ovr_key(main_key: str, class_index: int) -> str:
 
 
 def enumerate_pipelines(config: Config) -> list[PipelineSpec]:
+    """Every pipeline, the scaler outermost: pipelines that differ only in their scaler can share
+    a tree model's fold scores through the run's fold cache (engine/foldcache.py), which only
+    happens when one finishes before the other starts; a whole scaler's worth of pipelines apart,
+    two workers never run them at the same time."""
     s = config.search
     searchers = SearchSpace.from_config(config).searchers
-    return [PipelineSpec(sc, se, al, sr) for al, sc, se, sr in
-            product(s["algorithms"], s["scalers"], s["selectors"], searchers)]
+    return [PipelineSpec(sc, se, al, sr) for sc, al, se, sr in
+            product(s["scalers"], s["algorithms"], s["selectors"], searchers)]
 
 
 def make_classifier(algorithm: str, seed: int, *, for_refit: bool = False):
@@ -142,22 +146,33 @@ def search_plan(pipelines: list[PipelineSpec], space: SearchSpace, scorers: list
     `shared_fits` what engine/search.py fits when every shortcut applies (its own planner decides:
     search.fold_work), and `work_share` that work as a share of the plain search's (forests and
     boosting weighted by trees and stages); `refits` the models saved (the top parameter sets of
-    each scorer). `fold_rows`: rows one CV fold fits on, when known (k-NN's shortcut depends on it).
+    each scorer). A pipeline whose fold scores the run's fold cache serves from an earlier pipeline
+    (the same search under another scaler, for the algorithms in SCORES_SHARED_ACROSS_PIPELINES)
+    names it in `scores_from` and counts no fits: that is what happens when the model sees the
+    same fold data under both scalers (engine/treekeys.py), as it usually does; when it does not,
+    the search fits as usual. `fold_rows`: rows one CV fold fits on, when known (k-NN's shortcut depends on it).
     """
-    from milo_tui.engine.search import candidate_sets, fold_work  # search builds on this module
+    from milo_tui.engine.search import SCORES_SHARED_ACROSS_PIPELINES, candidate_sets, fold_work
 
     work = {}
     for key in dict.fromkeys((spec.algorithm, spec.searcher) for spec in pipelines):
         work[key] = fold_work(key[0], candidate_sets(space, key[0], key[1], smallest_class), fold_rows)
     per_pipeline = {}
+    computed_by: dict[tuple[str, str, str], str] = {}  # (algorithm, selector, searcher) -> first pipeline
     for spec in pipelines:
         fold = work[(spec.algorithm, spec.searcher)]
-        per_pipeline[spec.name] = {"candidates": fold.candidates, "cv_fits": fold.candidates * cv_folds,
-                                   "shared_fits": fold.fits * cv_folds, "work_share": round(fold.share, 4),
-                                   "refits": models_per_pipeline(spec, scorers, top_k, space, smallest_class)}
+        entry = {"candidates": fold.candidates, "cv_fits": fold.candidates * cv_folds,
+                 "shared_fits": fold.fits * cv_folds, "work_share": round(fold.share, 4),
+                 "refits": models_per_pipeline(spec, scorers, top_k, space, smallest_class)}
+        if spec.algorithm in SCORES_SHARED_ACROSS_PIPELINES:
+            first = computed_by.setdefault((spec.algorithm, spec.selector, spec.searcher), spec.name)
+            if first != spec.name:  # the same search under another scaler: its fold scores, when the data agree
+                entry.update(shared_fits=0, work_share=0.0, scores_from=first)
+        per_pipeline[spec.name] = entry
     return {"grids": space.preset, "searchers": list(space.searchers),
             "random_iterations": space.random_iterations, "cv_folds": cv_folds,
             "candidates": sum(p["candidates"] for p in per_pipeline.values()),
             "cv_fits": sum(p["cv_fits"] for p in per_pipeline.values()),
             "shared_fits": sum(p["shared_fits"] for p in per_pipeline.values()),
+            "scores_reused": sum("scores_from" in p for p in per_pipeline.values()),
             "pipelines": per_pipeline}

@@ -47,6 +47,7 @@ class TrainTask:
     class_values: list = field(default_factory=list)  # the labels with their type, in code order
     rest_label: object = None  # one-vs-rest models' "any other class"
     feature_names: list[str] = field(default_factory=list)  # train.csv's feature columns, in order
+    fold_cache: str = ""  # the run's private fold cache directory (engine/foldcache.py); "" = none
 
     @property
     def keys(self) -> list[str]:
@@ -148,9 +149,11 @@ def run_search(task: TrainTask, X: np.ndarray, y: np.ndarray, n_classes: int) ->
     """Multi-metric search with stratified CV (engine/search.py: the scores of a plain
     GridSearchCV/RandomizedSearchCV, with fewer fits); returns model key -> parameters to refit."""
     from milo_tui.engine import search
+    from milo_tui.engine.foldcache import FoldCache
 
+    cache = FoldCache(task.fold_cache) if task.fold_cache else None
     result = search.run_search(task.spec, task.space, X, y, scorers=task.scorers, cv_folds=task.cv_folds,
-                               seed=task.seed, n_jobs=task.n_jobs)
+                               seed=task.seed, n_jobs=task.n_jobs, cache=cache)
     chosen: dict[str, dict] = {}
     for scorer in task.scorers:
         for rank, params in enumerate(result.chosen(scorer, task.top_k)):

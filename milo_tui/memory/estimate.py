@@ -259,7 +259,10 @@ class Preflight:
         if self.search:
             lines.append(f"├── Search: {self.search['grids']} grids, {self.search['candidates']} parameter sets, "
                          f"{self.search['cv_fits']} CV fits in a plain search, "
-                         f"{self.search['shared_fits']} with shared work")
+                         f"{self.search['shared_fits']} with shared work"
+                         + (f" (the fold scores of {self.search['scores_reused']} pipelines counted once with "
+                            "another scaler's: shared when the model sees the same data)"
+                            if self.search.get("scores_reused") else ""))
         lines += [
             f"├── Memory peak: {format_size(self.memory_bytes)} ({pct(self.memory_bytes)} of the limit)",
         ]

@@ -205,3 +205,25 @@ def test_the_engine_process_never_loads_scikit_learn(tmp_path):
         engine.close()
     assert mapped, "the engine's memory map was never read"
     assert not [path for path in mapped if "/sklearn/" in path or "/scipy/" in path]
+
+
+def test_the_fold_cache_changes_no_result_with_two_workers(tmp_path):
+    """Pipelines sharing fold scores and selector forests through the run's fold cache report what
+    they report without it (the cache made unusable: a file where its directory would be), and the
+    cache is gone once the run completed."""
+    from milo_tui.engine.foldcache import DIRECTORY_NAME
+
+    search = {"algorithms": ["gb"], "scalers": ["none", "std"], "selectors": ["none", "rf-50"],
+              "searchers": ["grid"], "scorers": ["accuracy", "roc_auc"], "cv_folds": 3, "grids": "compact"}
+    reports = []
+    for use_cache in (True, False):
+        project = copy_sample("breast_cancer", tmp_path / str(use_cache), search=search, run={"workers": 2})
+        if not use_cache:
+            (project / ".milo").mkdir(mode=0o700, exist_ok=True)
+            (project / ".milo" / DIRECTORY_NAME).write_text("not a directory")
+        assert run_engine(project).exit_code == 0
+        rows = sorted(model_rows(read_report(project / "report.csv")), key=lambda r: r["key"])
+        reports.append([(r["key"], r["best_params"], r.get("roc_auc"), r.get("accuracy")) for r in rows])
+        if use_cache:
+            assert not (project / ".milo" / DIRECTORY_NAME).exists()
+    assert reports[0] == reports[1] and len(reports[0]) == 16

@@ -26,8 +26,8 @@ from milo_tui.projectlock import ProjectBusyError, ProjectLock, engine_holding
 def _config(tmp_path, **search):
     raw = cfg.defaults()
     raw["data"].update(train="train.csv", test="test.csv", target="y")
-    raw["search"].update(algorithms=["lr", "knn"], scalers=["none", "std"], selectors=["none"],
-                         searchers=["grid"], scorers=["accuracy", "roc_auc"], top_k=2, **search)
+    raw["search"].update({"algorithms": ["lr", "knn"], "scalers": ["none", "std"], "selectors": ["none"],
+                          "searchers": ["grid"], "scorers": ["accuracy", "roc_auc"], "top_k": 2, **search})
     return cfg.validate(raw, ProjectPaths.of(tmp_path))
 
 
@@ -66,6 +66,22 @@ def test_run_statuses_are_their_text():
 
 
 # -- the plan ----------------------------------------------------------------------------------
+
+def test_pipelines_that_share_fold_scores_are_a_whole_scaler_apart(tmp_path):
+    """Two workers run neighbouring pipelines together, and then both compute what they could share
+    (engine/foldcache.py): the scaler is the outermost loop, so same-search pipelines are far apart."""
+    config = _config(tmp_path, algorithms=["gb", "lr"], scalers=["none", "std", "minmax"],
+                     selectors=["none", "rf-50"], searchers=["grid", "random"])
+    names = [u.spec.name for u in make_plan(config, n_classes=2, done_keys=set()).main_units]
+    assert names[:3] == ["none__none__gb__grid", "none__none__gb__random", "none__rf-50__gb__grid"]
+    per_scaler = len(names) // 3
+    assert names.index("std__none__gb__grid") - names.index("none__none__gb__grid") == per_scaler == 8
+    plan = make_plan(config, n_classes=2, done_keys=set()).search
+    assert plan["pipelines"]["std__none__gb__grid"]["scores_from"] == "none__none__gb__grid"
+    assert plan["pipelines"]["std__none__gb__grid"]["shared_fits"] == 0
+    assert "scores_from" not in plan["pipelines"]["std__none__lr__grid"]
+    assert plan["scores_reused"] == 8  # gb x 2 selectors x 2 searchers x (std, minmax)
+
 
 def test_the_plan_trains_every_pipeline_and_counts_ovr_per_class(tmp_path):
     config = _config(tmp_path, reoptimize_ovr=True)

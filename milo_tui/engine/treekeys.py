@@ -1,0 +1,169 @@
+"""What a tree model can see of a CV fold, as a content key: equal keys, equal results, by construction.
+
+Pipelines that differ only in their scaler (none, std, minmax) hand a tree model data that
+differ in value but, mostly, not in anything the model reads. These keys capture exactly what
+it reads, so engine/foldcache.py can let one pipeline's fold result serve the others; when the
+keys differ (rounding put two values in another order, a gap fell under scikit-learn's tie
+tolerance...), nothing is shared and each computes its own. Nothing here claims an invariance
+the key does not check.
+
+Gradient boosting (HistGradientBoostingClassifier, scikit-learn 1.9, ensemble/_hist_gradient_boosting):
+- fit() bins the training rows with a _BinMapper fitted on them (`_bin_data`: fit_transform) and
+  from then on reads only the binned matrix, y, the mapper's `n_bins_non_missing_` and
+  `missing_values_bin_idx_` (fixed by max_bins), and its seed (feature subsampling); raw values
+  are used only to choose the bin thresholds (including the row subsample above 2e5 rows, which
+  the binned matrix then reflects) and, with early stopping, a raw train/validation split:
+  we never key a fit with early stopping, categorical features, or candidates that change the
+  binning (max_bins, categorical_features, early_stopping);
+- predict() compares raw values with the thresholds the trees keep (`x <= bin_thresholds_[f][b]`,
+  _predictor.pyx), which is exactly "bin(x) <= b" for the binning of `_map_to_bins` (the count of
+  thresholds strictly below x; a split on the last non-missing bin has threshold inf, which every
+  finite value satisfies in both forms). So a validation row's answers are a function of its row
+  binned with the training mapper.
+- the sum of gradients is reduced in parallel (sum_parallel), so the OpenMP thread count goes
+  into the key too.
+The binning is HistGradientBoosting's own: one fit with max_iter=1, then its `_bin_mapper`.
+
+Random forest trees (tree/_splitter.pyx node_split_best, tree/_partitioner.pyx, 1.9): the trees
+are grown on float32 values; the splitter reads them only through comparisons (sorting, a
+comparison-only introsort) and through FEATURE_THRESHOLD (1e-7, float32): consecutive sorted
+values v[p] <= v[p-1] + 1e-7 are a tie, and a node whose max <= min + 1e-7 is constant. Thresholds
+(v[p-1]/2 + v[p]/2, float64) are only stored and used to partition the node's own rows, which fall
+on the same sides as the positions say. So when no two distinct float32 values of a column are
+within the tolerance (checked in float32 and in float64, whichever way C evaluates it), the
+trees' structure, leaf values and impurity decreases, hence the forest's feature_importances_,
+are a function of each column's ranks among its distinct values, y and the parameters.
+
+What is *not* a function of those ranks: a tree's answer for a validation value between two
+training values. A node splits at the midpoint of the two values *it* holds, not of the two
+neighbours in the whole column, so a validation value's side depends on which training values
+the node still has (train 0, 1, 10; a node with only 0 and 10 splits at 5, and 5.2 goes right,
+though it lies below the column's 1|10 midpoint 5.5). A forest's fold *scores* would need every
+pairwise midpoint in the key; only the importance forest (training rows only) is keyed here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd
+BINNING_PARAMETERS = ("max_bins", "categorical_features", "early_stopping")
+KEY_VERSION = 1  # bump when what a key covers changes: old entries then simply miss
+
+
+def _params(estimator) -> list[tuple[str, str]]:
+    return sorted((name, repr(value)) for name, value in estimator.get_params(deep=False).items())
+
+
+def _candidates(candidates: list[dict]) -> list[list[tuple[str, str]]]:
+    return [sorted((name, repr(value)) for name, value in params.items()) for params in candidates]
+
+
+# -- gradient boosting --------------------------------------------------------------------------
+
+def boosting_fold_parts(base, candidates: list[dict], X_train, y_train, X_valid, y_valid, n_classes: int,
+                        scorers: list[str]) -> tuple | None:
+    """Everything a HistGradientBoosting fold's (candidates x scorers) scores depend on, or None
+    when that cannot be told exactly here (then the fold is simply computed)."""
+    binned = boosting_binned(base, candidates, X_train, y_train, X_valid)
+    if binned is None:
+        return None
+    train, valid, bins, threads = binned
+    return ("gb-fold-scores", KEY_VERSION, _params(base), _candidates(candidates), list(scorers), n_classes,
+            threads, bins, train, valid, np.asarray(y_train), np.asarray(y_valid))
+
+
+def boosting_binned(base, candidates: list[dict], X_train, y_train, X_valid):
+    """(binned train, binned valid, n_bins_non_missing_, OpenMP threads) with the model's own binning."""
+    from sklearn.base import clone
+
+    settings = base.get_params(deep=False)
+    if settings.get("early_stopping") is not False or any(p in c for c in candidates for p in BINNING_PARAMETERS):
+        return None
+    if not (np.isfinite(X_train).all() and np.isfinite(X_valid).all()) or not binning_is_the_whole_story():
+        return None
+    try:
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        probe = clone(base).set_params(max_iter=1).fit(X_train, y_train)
+        if probe.is_categorical_ is not None or probe.do_early_stopping_:
+            return None
+        mapper = probe._bin_mapper
+        return (np.asarray(mapper.transform(X_train)), np.asarray(mapper.transform(X_valid)),
+                np.asarray(mapper.n_bins_non_missing_), _openmp_effective_n_threads())
+    except Exception:  # a private name moved in another scikit-learn: no sharing, same results
+        return None
+
+
+@cache
+def binning_is_the_whole_story() -> bool:
+    """Self-check on this scikit-learn, once per process: two data sets whose binned matrices are
+    equal (one a monotone transform of the other) give equal boosting models' answers."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    draws = np.random.RandomState(5)
+    X = draws.normal(size=(80, 4))
+    y = (X[:, 0] + draws.normal(scale=0.7, size=80) > 0).astype(int) + (X[:, 1] > 0.8)
+    # validation values taken from the training values, so any monotone map keeps their bins
+    X_valid = np.column_stack([draws.choice(X[:, j], 30) for j in range(X.shape[1])])
+    stretched, stretched_valid = np.exp(X) * 3.0, np.exp(X_valid) * 3.0
+    try:
+        answers = []
+        for train, valid in ((X, X_valid), (stretched, stretched_valid)):
+            model = HistGradientBoostingClassifier(max_iter=8, max_depth=3, early_stopping=False, random_state=1)
+            model.fit(train, y)
+            binned = model._bin_mapper.transform(train), model._bin_mapper.transform(valid)
+            answers.append((binned, model.predict_proba(valid)))
+    except Exception:
+        return False
+    (bins_a, proba_a), (bins_b, proba_b) = answers
+    same_bins = all(np.array_equal(a, b) for a, b in zip(bins_a, bins_b))
+    return same_bins and np.array_equal(proba_a, proba_b)
+
+
+# -- random forest trees ------------------------------------------------------------------------
+
+def forest_codes(X: np.ndarray) -> np.ndarray | None:
+    """Each value's rank among its column's distinct float32 values (what a scikit-learn tree can
+    see of the training rows), or None when two distinct values of a column lie within the
+    splitter's tie tolerance, or a value is not finite."""
+    X32 = np.asarray(X, dtype=np.float32)
+    if X32.ndim != 2 or not np.isfinite(X32).all():
+        return None
+    codes = np.empty(X32.shape, dtype=np.int32)
+    for column in range(X32.shape[1]):
+        values = X32[:, column]
+        distinct = np.unique(values)
+        if distinct.size > 1 and not _apart(distinct):
+            return None
+        codes[:, column] = np.searchsorted(distinct, values)
+    return codes
+
+
+def _apart(distinct: np.ndarray) -> bool:
+    """Does the splitter tell every two consecutive distinct values apart (`next > prev + 1e-7`),
+    in float32 arithmetic as the Cython code runs and in float64 should a compiler widen it?"""
+    lower, upper = distinct[:-1], distinct[1:]
+    in_float32 = bool((upper > lower + FEATURE_THRESHOLD).all())
+    in_float64 = bool((upper.astype(np.float64) > lower.astype(np.float64) + float(FEATURE_THRESHOLD)).all())
+    return in_float32 and in_float64
+
+
+def importance_forest_parts(forest, X_train, y_train) -> tuple | None:
+    """Everything the importances of `forest` (an unfitted RandomForestClassifier) fitted on these
+    rows depend on, or None (then it is simply fitted)."""
+    codes = forest_codes(X_train)
+    if codes is None:
+        return None
+    return ("rf-importances", KEY_VERSION, _params(forest), codes, np.asarray(y_train))
+
+
+def select_by_importance(importances: np.ndarray, max_features: int) -> np.ndarray:
+    """SelectFromModel(max_features=k, threshold=-inf)'s support mask: the k largest |importance|,
+    ties taken in column order (its stable argsort of the negated scores)."""
+    scores = np.abs(importances)
+    mask = np.zeros(scores.shape, dtype=bool)
+    mask[np.argsort(-scores, kind="mergesort")[:max_features]] = True
+    return mask
