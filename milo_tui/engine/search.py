@@ -48,8 +48,8 @@ from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
 from milo_tui.engine.scores import accuracy, f1_macro
 from milo_tui.engine.perceptron import perceptron_class
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
-from milo_tui.engine.treekeys import (boosting_fold_parts, importance_forest_parts,
-                                      select_by_importance)
+from milo_tui.engine.treekeys import (boosting_binned, boosting_fit_parts, importance_forest_parts,
+                                      select_by_importance, with_neighbour_rows)
 
 SCORERS_NEEDING_RESPONSE = {"roc_auc"}
 
@@ -621,16 +621,6 @@ def _rank(means: np.ndarray) -> np.ndarray:
 SCORES_SHARED_ACROSS_PIPELINES = frozenset({"gb"})
 
 
-def _fold_key(spec: PipelineSpec, fold: Fold, base, candidates: list[dict]) -> str | None:
-    """The content key of this fold's (candidates x scorers) scores, for the algorithms whose fold
-    result is exactly a function of what engine/treekeys.py keys; None: compute it."""
-    if spec.algorithm not in SCORES_SHARED_ACROSS_PIPELINES:
-        return None
-    parts = boosting_fold_parts(base, candidates, fold.X_train, fold.y_train, fold.X_valid, fold.y_valid,
-                                fold.n_classes, fold.scorers)
-    return None if parts is None else content_key(*parts)
-
-
 def _score_fold(spec: PipelineSpec, candidates: list[dict], X, y, train, valid, scorers, n_classes, seed,
                 cache: FoldCache | None = None):
     """One fold's (candidates x scorers) scores, the estimator fits made, and the cache hits."""
@@ -638,16 +628,94 @@ def _score_fold(spec: PipelineSpec, candidates: list[dict], X, y, train, valid, 
     X_train, X_valid = preprocess(spec, X[train], y[train], X[valid], seed, cache)
     fold = Fold(X_train, y[train], X_valid, y[valid], n_classes, scorers)
     base = make_classifier(spec.algorithm, seed)
-    key = _fold_key(spec, fold, base, candidates) if cache is not None else None
-    if key is not None:
-        shared = cache.get(key, shape=(len(candidates), len(scorers)))
-        if shared is not None:  # another pipeline scored this very fold, as the model sees it
-            return shared.tolist(), 0, cache.hits - hits_before
-    strategy = FOLD_STRATEGIES.get(spec.algorithm, score_each)
-    scores = strategy(fold, base, candidates)
-    if key is not None:
-        cache.put(key, np.array(scores, dtype=np.float64))
+    scores = None
+    if cache is not None and spec.algorithm in SCORES_SHARED_ACROSS_PIPELINES:
+        scores = score_boosting_shared(fold, base, candidates, cache)
+    if scores is None:
+        scores = FOLD_STRATEGIES.get(spec.algorithm, score_each)(fold, base, candidates)
     return scores, fold.fits, (cache.hits - hits_before) if cache is not None else 0
+
+
+# -- gradient boosting across pipelines (engine/foldcache.py, engine/treekeys.py) -----------------
+
+@dataclass
+class _Answer:
+    index: int  # into _RecordingFold.answers
+
+
+@dataclass
+class _RecordingFold(Fold):
+    """A fold whose `score` keeps each model's responses (to store them per validation row)."""
+
+    answers: list[Responses] = field(default_factory=list)
+
+    def score(self, r: Responses):
+        self.answers.append(r)
+        return _Answer(len(self.answers) - 1)
+
+
+def score_boosting_shared(fold: Fold, base, candidates: list[dict], cache: FoldCache) -> list[list[float]] | None:
+    """score_boosting, with the models' answers shared between pipelines whose fold, binned as
+    HistGradientBoosting bins it, is the same (engine/treekeys.py): keyed by the binned training
+    rows, stored per binned validation row. None when the fold cannot be keyed (then it is scored
+    as usual)."""
+    binned = boosting_binned(base, candidates, fold.X_train, fold.y_train, fold.X_valid)
+    if binned is None:
+        return None
+    key = content_key(*boosting_fit_parts(base, candidates, binned, fold.y_train, fold.n_classes))
+    classes = np.unique(fold.y_train)
+    width = 1 if fold.n_classes == 2 else len(classes)  # ranking columns: raw score, or probabilities
+    stored = cache.get(key)
+    n_features, per_candidate = binned.train.shape[1], 1 + width
+    if stored is not None and (stored.ndim != 2 or stored.shape[1] != n_features + per_candidate * len(candidates)):
+        stored = None
+    if stored is not None:
+        where = _rows_in(stored[:, :n_features], binned.rows(fold.X_valid))
+        if where is not None:  # every validation row was answered by these very models
+            return [fold.score(_decoded(stored[where, n_features + c * per_candidate:][:, :per_candidate], classes))
+                    for c in range(len(candidates))]
+    X_rows = with_neighbour_rows(fold.X_valid, binned)
+    recording = _RecordingFold(fold.X_train, fold.y_train, X_rows, fold.y_valid, fold.n_classes, fold.scorers)
+    results = score_boosting(recording, base, candidates)
+    fold.fits += recording.fits
+    n = len(fold.y_valid)
+    scores, encoded = [], []
+    for result in results:
+        if not isinstance(result, _Answer):  # the candidate failed: NaN, as the plain search records
+            scores.append(result)
+            encoded = None
+            continue
+        answer = recording.answers[result.index]
+        scores.append(fold.score(Responses(answer.predicted[:n], answer.ranking[:n])))
+        if encoded is not None and answer.ranking is not None:
+            encoded.append(_encoded(answer, classes, width))
+        else:
+            encoded = None
+    if encoded is not None:
+        block = np.hstack([binned.rows(X_rows).astype(np.float64), *encoded])
+        cache.put(key, block if stored is None else np.vstack([stored, block]))
+    return scores
+
+
+def _rows_in(known: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """Index into `known` of each of `rows` (exact bins), or None if one is not there."""
+    first = {}
+    for i, row in enumerate(known.astype(np.uint8)):
+        first.setdefault(row.tobytes(), i)
+    where = [first.get(row.tobytes()) for row in rows.astype(np.uint8)]
+    return None if any(i is None for i in where) else np.array(where, dtype=np.intp)
+
+
+def _encoded(answer: Responses, classes: np.ndarray, width: int) -> np.ndarray:
+    """(rows, 1 + width): the predicted class's index, then the ranking (raw score or probabilities)."""
+    predicted = np.searchsorted(classes, answer.predicted).astype(np.float64)
+    ranking = np.asarray(answer.ranking, dtype=np.float64).reshape(len(predicted), width)
+    return np.column_stack([predicted, ranking])
+
+
+def _decoded(block: np.ndarray, classes: np.ndarray) -> Responses:
+    ranking = block[:, 1:]
+    return Responses(classes[block[:, 0].astype(np.intp)], ranking[:, 0] if ranking.shape[1] == 1 else ranking)
 
 
 def run_search(spec: PipelineSpec, space: SearchSpace, X: np.ndarray, y: np.ndarray, *, scorers: list[str],

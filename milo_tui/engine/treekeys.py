@@ -19,7 +19,9 @@ Gradient boosting (HistGradientBoostingClassifier, scikit-learn 1.9, ensemble/_h
   _predictor.pyx), which is exactly "bin(x) <= b" for the binning of `_map_to_bins` (the count of
   thresholds strictly below x; a split on the last non-missing bin has threshold inf, which every
   finite value satisfies in both forms). So a validation row's answers are a function of its row
-  binned with the training mapper.
+  binned with the training mapper: the models are keyed by the binned training rows, and their
+  answers are stored per binned validation row (a value on a threshold may bin either way under
+  another scaler's rounding, so the rows with such values are also answered with them flipped).
 - the sum of gradients is reduced in parallel (sum_parallel), so the OpenMP thread count goes
   into the key too.
 The binning is HistGradientBoosting's own: one fit with max_iter=1, then its `_bin_mapper`.
@@ -44,6 +46,7 @@ pairwise midpoint in the key; only the importance forest (training rows only) is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -63,20 +66,29 @@ def _candidates(candidates: list[dict]) -> list[list[tuple[str, str]]]:
 
 # -- gradient boosting --------------------------------------------------------------------------
 
-def boosting_fold_parts(base, candidates: list[dict], X_train, y_train, X_valid, y_valid, n_classes: int,
-                        scorers: list[str]) -> tuple | None:
-    """Everything a HistGradientBoosting fold's (candidates x scorers) scores depend on, or None
-    when that cannot be told exactly here (then the fold is simply computed)."""
-    binned = boosting_binned(base, candidates, X_train, y_train, X_valid)
-    if binned is None:
-        return None
-    train, valid, bins, threads = binned
-    return ("gb-fold-scores", KEY_VERSION, _params(base), _candidates(candidates), list(scorers), n_classes,
-            threads, bins, train, valid, np.asarray(y_train), np.asarray(y_valid))
+@dataclass(frozen=True)
+class Binned:
+    """A fold as HistGradientBoosting sees it, binned by its own mapper fitted on the training rows."""
+
+    train: np.ndarray  # uint8 (rows, features)
+    bins: np.ndarray  # n_bins_non_missing_ per feature
+    thresholds: list  # bin_thresholds_ per feature: x goes to bin "count of thresholds below x"
+    threads: int  # OpenMP threads: sums of gradients are reduced in parallel
+    mapper: object  # the _BinMapper, to bin validation rows
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self.mapper.transform(X))
 
 
-def boosting_binned(base, candidates: list[dict], X_train, y_train, X_valid):
-    """(binned train, binned valid, n_bins_non_missing_, OpenMP threads) with the model's own binning."""
+def boosting_fit_parts(base, candidates: list[dict], binned: Binned, y_train, n_classes: int) -> tuple:
+    """Everything the fitted boosting models of one fold depend on (their answers for a validation
+    row are then a function of that row's bins)."""
+    return ("gb-fold-models", KEY_VERSION, _params(base), _candidates(candidates), n_classes, binned.threads,
+            binned.bins, binned.train, np.asarray(y_train))
+
+
+def boosting_binned(base, candidates: list[dict], X_train, y_train, X_valid) -> Binned | None:
+    """The fold binned with the model's own binning, or None when its fit reads more than that."""
     from sklearn.base import clone
 
     settings = base.get_params(deep=False)
@@ -91,10 +103,48 @@ def boosting_binned(base, candidates: list[dict], X_train, y_train, X_valid):
         if probe.is_categorical_ is not None or probe.do_early_stopping_:
             return None
         mapper = probe._bin_mapper
-        return (np.asarray(mapper.transform(X_train)), np.asarray(mapper.transform(X_valid)),
-                np.asarray(mapper.n_bins_non_missing_), _openmp_effective_n_threads())
+        return Binned(np.ascontiguousarray(mapper.transform(X_train)), np.asarray(mapper.n_bins_non_missing_),
+                      [np.asarray(t, dtype=np.float64) for t in mapper.bin_thresholds_],
+                      _openmp_effective_n_threads(), mapper)
     except Exception:  # a private name moved in another scikit-learn: no sharing, same results
         return None
+
+
+NEAR_THRESHOLD = 1e-7  # relative to the column's scale: a value this close to a bin threshold may bin
+#                        either side of it under another scaler's rounding
+MOST_NEAR_CELLS = 3  # per row: 2**3 variants at most
+
+
+def with_neighbour_rows(X_valid: np.ndarray, binned: Binned) -> np.ndarray:
+    """X_valid, then for each row with values on (or within rounding of) a bin threshold, the same
+    row with those values on the threshold's other side: what another scaler's rounding may make
+    of it. Answering those rows too lets a pipeline whose validation rows bin the other way use
+    these answers. (Only an optimisation: rows are matched by their exact bins.)"""
+    flips: list[list[tuple[int, float]]] = [[] for _ in range(len(X_valid))]  # per row: (feature, value)
+    for f, thresholds in enumerate(binned.thresholds):
+        if len(thresholds) == 0:
+            continue
+        values = X_valid[:, f]
+        tolerance = NEAR_THRESHOLD * max(float(np.abs(values).max()), float(np.abs(thresholds).max()))
+        below = np.searchsorted(thresholds, values)  # thresholds strictly below: the bin
+        above = thresholds[np.minimum(below, len(thresholds) - 1)]
+        under = thresholds[np.maximum(below - 1, 0)]
+        up = (below < len(thresholds)) & (above - values <= tolerance)
+        down = ~up & (below > 0) & (values - under <= tolerance)
+        for i in np.flatnonzero(up):
+            flips[i].append((f, float(np.nextafter(above[i], np.inf))))  # one bin up
+        for i in np.flatnonzero(down):
+            flips[i].append((f, float(under[i])))  # one bin down
+    extra = []
+    for row, near in zip(X_valid, flips):
+        near = near[:MOST_NEAR_CELLS]
+        for mask in range(1, 2 ** len(near)):
+            variant = row.copy()
+            for bit, (f, value) in enumerate(near):
+                if mask >> bit & 1:
+                    variant[f] = value
+            extra.append(variant)
+    return np.vstack([X_valid, *extra]) if extra else X_valid
 
 
 @cache

@@ -75,18 +75,16 @@ def test_sharing_across_scalers_scores_like_the_plain_search_and_hits_where_the_
     hits = {}
     for scaler in ("none", "std", "minmax"):  # the engine's order: scaler outermost
         for algorithm in ("rf", "gb"):
-            for selector in ("none", "select-50", "rf-50") if algorithm == "gb" else ("none", "rf-50"):
+            for selector in ("none", "select-50", "rf-50") if algorithm == "gb" else ("rf-50",):
                 spec = PipelineSpec(scaler, selector, algorithm, "grid")
                 result = _search(spec, X, y, cache)
                 _same_as_plain(result, spec, X, y)
                 hits[spec.name] = result.cache_hits
-    # gradient boosting: the scores of a fold are shared when its binned rows agree (always, on the
-    # tiny data; on real data a validation value on a bin threshold can fall on either side)
-    assert hits["none__none__gb__grid"] == hits["none__select-50__gb__grid"] == 0
-    if data == "tiny":
-        for selector in ("none", "select-50"):
-            assert hits[f"std__{selector}__gb__grid"] == hits[f"minmax__{selector}__gb__grid"] == FOLDS
-    assert hits["none__none__rf__grid"] == hits["std__none__rf__grid"] == 0  # no score sharing for rf
+    # gradient boosting: the models of a fold are shared when its binned training rows agree (here
+    # always), their answers when every validation row's bins were answered (neighbour rows included)
+    for selector in ("none", "select-50"):
+        assert hits[f"none__{selector}__gb__grid"] == 0
+        assert hits[f"std__{selector}__gb__grid"] == hits[f"minmax__{selector}__gb__grid"] == FOLDS
     importance_hits = {name: hits[name] for name in hits if "rf-50__rf" in name}
     if data == "tiny":
         # unscaled, the tiny columns have neighbours within 1e-7: no importance key, no sharing
@@ -98,6 +96,21 @@ def test_sharing_across_scalers_scores_like_the_plain_search_and_hits_where_the_
     # rf's importance forests served gb's selector (and a fold where rf-50 kept select-50's columns
     # is the same data for gb: its scores are shared too)
     assert hits["none__rf-50__gb__grid"] >= FOLDS
+
+
+def test_a_validation_value_on_a_bin_threshold_is_answered_both_ways(tmp_path):
+    """Unscaled, a validation value sits exactly on the midpoint of two training values (a bin
+    threshold: it bins low); scaled, rounding may put it either side. The first pipeline answers
+    the row both ways, so the second finds its bins whichever way they fell, and scores the same."""
+    draws = np.random.RandomState(0)
+    X = np.round(draws.normal(size=(60, 3)) * 10) / 10  # one decimal: many midpoints are values
+    y = (X[:, 0] + draws.normal(scale=0.5, size=60) > 0).astype(int)
+    cache = FoldCache(str(tmp_path / "cache"))
+    for scaler, hits in (("none", 0), ("std", FOLDS), ("minmax", FOLDS)):
+        spec = PipelineSpec(scaler, "none", "gb", "grid")
+        result = _search(spec, X, y, cache)
+        _same_as_plain(result, spec, X, y)
+        assert result.cache_hits == hits
 
 
 def test_different_data_never_share(tmp_path):
