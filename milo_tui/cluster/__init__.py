@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+NODE_PRELOAD = "milo_tui.cluster.node"  # `dask worker --preload`: readies a worker and warms its forkserver
 SCHEDULER_VARIABLE = "MILO_SCHEDULER"  # `milo run --scheduler` hands its choice to the engine this way
 
 

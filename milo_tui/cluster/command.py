@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from milo_tui.cluster import NODE_PRELOAD
 from milo_tui.errors import BadInputError
 
 
@@ -23,7 +24,7 @@ def node_command(scheduler: str, *, nthreads: int, name: str | None = None) -> l
     """The `dask worker` command line of a milo node."""
     where = ["--scheduler-file", scheduler] if scheduler.endswith(".json") else [scheduler]
     command = [sys.executable, "-m", "distributed.cli.dask_worker", *where, "--nworkers", "1",
-               "--nthreads", str(nthreads), "--memory-limit", "0", "--preload", "milo_tui.cluster.node"]
+               "--nthreads", str(nthreads), "--memory-limit", "0", "--preload", NODE_PRELOAD]
     if name:
         command += ["--name", name]
     return command

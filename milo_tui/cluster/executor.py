@@ -31,10 +31,12 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic
 
+from milo_tui.cluster import NODE_PRELOAD
 from milo_tui.cluster.wire import (MEMORY_RESOURCE, NANNY_RESTART_TOPIC, PLUGIN_NAME, STARTED_TOPIC, NodeMemory,
                                    NodeResult, data_fingerprint, read_arrays)
 from milo_tui.config import format_size
@@ -74,10 +76,12 @@ class _NodeState:
 
 
 def require_cluster_extra() -> None:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise cluster_missing() from None
+    """Refuse early when the cluster extra is missing; found, not imported (connect() imports it
+    while the engine's forkserver warms up)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise cluster_missing()
 
 
 def cluster_missing() -> BadInputError:
@@ -118,17 +122,29 @@ class DaskExecutor(Generic[U]):
 
     # -- connecting --------------------------------------------------------------------------
     def warm_up(self, threads_per_worker: int = 1) -> None:
-        self._local.warm_up(threads_per_worker)
-        import dask
-        from distributed import Client
+        # Side by side: the engine's forkserver imports scikit-learn in its own process while this
+        # one imports Dask and reaches the scheduler (each takes a second or more).
+        with ThreadPoolExecutor(1, thread_name_prefix="milo-connect") as connecting:
+            connected = connecting.submit(self.connect)
+            self._local.warm_up(threads_per_worker)
+            connected.result()  # raises what connect() raised (an unreachable scheduler, versions)
+
+    def connect(self) -> None:
+        """Reach the scheduler (or start the LocalCluster), check versions, listen to the nodes."""
+        try:
+            import dask
+            from distributed import Client
+        except ImportError as exc:  # found, but broken (a half-installed extra)
+            raise BadInputError(f"{cluster_missing()} (importing it failed: {exc})") from None
 
         # The engine decides retries; a daemonic worker could not start milo's forkserver.
         with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
             if self.scheduler == LOCAL:
                 from distributed import LocalCluster
 
+                # The preload warms each worker's forkserver while the engine prepares the data.
                 self.cluster = LocalCluster(n_workers=self.local_workers, threads_per_worker=1, processes=True,
-                                            memory_limit=0, dashboard_address=None)
+                                            memory_limit=0, dashboard_address=None, preload=[NODE_PRELOAD])
                 self.client = Client(self.cluster)
             else:
                 self.client = _connect(Client, self.scheduler)

@@ -12,7 +12,9 @@ The data arrives with the plugin, once per node, and is cached on the node's
 disk under its fingerprint; children memory-map it read-only as locally.
 
 Also importable as a Dask preload (`dask worker --preload milo_tui.cluster.node`):
-it then only readies the worker process (see dask_setup).
+it then readies the worker process and warms its forkserver as the worker starts,
+so a run's first pipeline on a fresh node does not wait for scikit-learn's imports
+(see dask_setup).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import threading
 from dataclasses import replace
@@ -38,6 +41,7 @@ from milo_tui.engine.worker import TrainTask
 from milo_tui.memory.cleanup import CleanupReport, cleanup, default_temp_roots
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.memory.sampler import sample_tree
+
 
 def allow_children() -> None:
     """Let this Dask worker process start processes of its own.
@@ -289,5 +293,20 @@ def clean_up_on_node(level: str, dask_worker=None) -> CleanupReport | None:
 
 
 def dask_setup(worker) -> None:
-    """`dask worker --preload milo_tui.cluster.node`: import scikit-learn and ready the process early."""
+    """`dask worker --preload milo_tui.cluster.node`: ready the process and warm its forkserver early.
+
+    The warm-up (the forkserver importing scikit-learn: seconds) runs in a thread, so
+    the worker joins the cluster at once; a plugin set up meanwhile waits for the same
+    forkserver (multiprocessing starts one per process, under a lock) instead of
+    starting a second.
+    """
     allow_children()
+    threading.Thread(target=_warm_forkserver, name="milo-node-warm-up", daemon=True).start()
+
+
+def _warm_forkserver() -> None:
+    try:
+        LocalExecutor().warm_up(threads_per_worker=1)  # the same settings MiloNode's executor uses
+    except Exception as exc:  # the plugin's own warm-up tries again and reports what fails
+        print(f"milo node: warming the forkserver failed ({exc}); the first pipeline will start it",
+              file=sys.stderr, flush=True)

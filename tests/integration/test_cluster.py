@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 
 from milo_tui import events as ev
+from milo_tui.cluster import NODE_PRELOAD
 from milo_tui.engine.report import read_report
 from milo_tui.launcher import start_engine
 
@@ -40,8 +42,10 @@ def cluster(tmp_path_factory):
     env = {"MILO_TEST_BALLOON": "knn:1400", "MILO_TEST_BALLOON_SECONDS": "60", "MILO_NODE_DIR": str(node_dir)}
     # Held for the whole module: a nanny reads `daemon` again when it restarts a lost worker.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}):
+        # milo's preload warms each worker's forkserver as it starts (as `milo node` does), so the first
+        # run does not wait for scikit-learn's imports on the nodes.
         local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                                         dashboard_address=None, env=env)
+                                         dashboard_address=None, env=env, preload=[NODE_PRELOAD])
         client = distributed.Client(local)
         try:
             yield client, node_dir
@@ -70,8 +74,10 @@ def test_a_cluster_run_gives_the_local_run_s_keys_and_metrics(tmp_path, cluster)
     client, node_dir = cluster
     here = _project(tmp_path, "local")
     there = _project(tmp_path, "cluster")
-    local = run_engine(here)
-    remote = run_engine(there, env=_on_cluster(client))
+    with ThreadPoolExecutor(2) as both:  # independent runs: side by side, as two users' would be
+        local_run = both.submit(run_engine, here)
+        remote = run_engine(there, env=_on_cluster(client))
+        local = local_run.result()
     assert local.exit_code == 0 and remote.exit_code == 0, (local.finished, remote.finished)
     validate_events(remote.events)
     local_rows = {r["key"]: r for r in read_report(here / "report.csv")}
@@ -209,6 +215,7 @@ def _drop_ballast(dask_worker=None) -> None:
 def test_a_red_node_gets_no_new_pipelines_its_governor_cleans_up_there_and_the_other_node_trains_all(
         tmp_path, cluster):
     client, _ = cluster
+    client.wait_for_workers(2, timeout=60)  # a worker killed by an earlier test is back
     red_address, green_address = sorted(client.run(os.getpid))
     client.submit(_hold_in_worker, 1100, workers=[red_address], pure=False).result(timeout=60)
     project = _project(tmp_path, "red", scalers=("none", "minmax", "std"),
@@ -246,7 +253,7 @@ def test_a_nanny_s_memory_restart_of_its_worker_is_an_alert(tmp_path):
     executor = DaskExecutor(backstop.scheduler_address, memory_budget=None, thresholds=Thresholds(0.75, 0.85),
                             critical_grace=5, forecast_horizon=60, sample_interval=1)
     try:
-        executor.warm_up()
+        executor.connect()  # the engine's own forkserver (for data preparation) is not needed here
         executor.client.submit(_hold_in_worker, 600, pure=False)  # the worker itself passes the nanny's limit
         alerts: list = []
         assert wait_for(lambda: alerts.extend(executor.drain_actions()) or alerts, timeout=60)
