@@ -14,7 +14,7 @@ class keeps every decision milo makes locally on the engine:
 - Memory: a thread reads every node's tree (PSS, limit) each interval and runs one
   Governor per node, whose every action is carried out on that node: alerts name
   the node; cleanups run there; while it is red it gets no new pipelines (its Dask
-  memory resource is withdrawn, the other nodes go on) and its searches run with
+  worker is paused, the other nodes go on) and its searches run with
   n_jobs=1; a runaway child is killed there (the loop then retries it once with
   n_jobs=1 or skips it, as locally); a node that stays red with nothing of milo's
   on it is retired for the run, and the run stops safely only when every node is.

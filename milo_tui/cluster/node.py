@@ -127,7 +127,13 @@ class MiloNode(WorkerPlugin):
 
     async def setup(self, worker) -> None:
         self._prepare(worker)
-        await self.open_for_starts(True)
+        self._take_over_pausing(worker)
+        # Closed while its capacity is offered (once per run, before any task of the run is here;
+        # never changed while a task holds part of it): opening it then makes the scheduler place
+        # the tasks that found no node so far, this one included (see open_for_starts).
+        self.open_for_starts(False)
+        await worker.set_resources(**{MEMORY_RESOURCE: float(self.capacity)})
+        self.open_for_starts(True)
 
     def _prepare(self, worker) -> None:
         allow_children()
@@ -148,12 +154,37 @@ class MiloNode(WorkerPlugin):
         idle = sample_tree(os.getpid(), {**self.executor.resources().roles(), os.getpid(): "dask-worker"})
         self.capacity = max(0, int(self.limit.bytes * self.critical) - idle.pss)
 
-    async def open_for_starts(self, open_: bool) -> None:
-        """Offer this node's capacity to Dask, or nothing (while its memory is red: no new pipelines here)."""
-        await self.worker.set_resources(**{MEMORY_RESOURCE: float(self.capacity if open_ else 0)})
+    def open_for_starts(self, open_: bool) -> None:
+        """Take new pipelines here, or none while this node's memory is red (pipelines running go on).
+
+        Dask's own worker pause does this: the scheduler places nothing new on a paused
+        worker (another node may take what waits here), the worker starts nothing queued,
+        and when it runs again the scheduler places the tasks that found no node meanwhile.
+        Withdrawing the memory resource instead (set to 0, then back) left those tasks
+        waiting for good: the scheduler looks for a node again only when a worker joins or
+        resumes, not when a resource changes (distributed 2026.8).
+        """
+        from distributed.core import Status
+
+        if open_ and self.worker.status == Status.paused:
+            self.worker.status = Status.running
+        elif not open_ and self.worker.status == Status.running:
+            self.worker.status = Status.paused
+
+    def _take_over_pausing(self, worker) -> None:
+        """Pausing is milo's here: a --memory-limit backstop's memory monitor would otherwise resume a
+        worker milo paused (it measures the worker process alone, not the node's training children)."""
+        manager = getattr(worker, "memory_manager", None)
+        self._dask_pause = getattr(manager, "memory_pause_fraction", False)
+        if manager is not None:
+            manager.memory_pause_fraction = False
 
     def teardown(self, worker) -> None:
         self.executor.shutdown()
+        self.open_for_starts(True)  # the next run, or other work on this cluster, finds it running
+        manager = getattr(worker, "memory_manager", None)
+        if manager is not None:
+            manager.memory_pause_fraction = self._dask_pause
 
     # -- one task ------------------------------------------------------------------------------
     def train(self, task_key: str, task: TrainTask, fingerprint: str) -> NodeResult:
@@ -271,11 +302,14 @@ def memory_on_node(dask_worker=None) -> NodeMemory | None:
 
 
 async def open_node(open_: bool, dask_worker=None) -> bool:
-    """Run by client.run on one node: offer its capacity to Dask again, or withdraw it (red)."""
+    """Run by client.run on one node: take new pipelines there again, or none (red).
+
+    A coroutine, so it runs on the worker's event loop, where a worker's status may change.
+    """
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     if plugin is None:
         return False
-    await plugin.open_for_starts(open_)
+    plugin.open_for_starts(open_)
     return True
 
 

@@ -282,3 +282,97 @@ def test_every_action_of_a_node_s_governor_is_carried_out_on_that_node():
     executor._carry_out(executor._nodes["tcp://b:1"], StopRun("memory stayed critical"))
     (stop,) = executor.drain_actions()
     assert isinstance(stop, StopRun) and "no cluster node is left" in stop.reason
+
+
+# -- a red node turns new pipelines away while its running tasks hold its memory --------------
+# An in-process cluster (no worker processes): the tasks below wait on events of this process.
+_GATES: dict[str, tuple] = {}
+
+
+def _hold_memory(name: str) -> str:
+    started, release = _GATES[name]
+    started.set()
+    release.wait(30)
+    return name
+
+
+def _install_node(capacity: int, dask_worker=None) -> None:
+    """milo's plugin as far as admission goes (no forkserver, no data): its capacity and its gate."""
+    from milo_tui.cluster.node import MiloNode
+    from milo_tui.cluster.wire import PLUGIN_NAME
+
+    node = MiloNode("fingerprint", {}, None)
+    node.worker, node.capacity = dask_worker, capacity
+    node._take_over_pausing(dask_worker)  # this worker has Dask's memory monitor, which would resume it
+    dask_worker.plugins[PLUGIN_NAME] = node
+
+
+def _worker_view(dask_worker=None) -> tuple[float, dict]:
+    from milo_tui.cluster.wire import MEMORY_RESOURCE
+
+    return (dask_worker.state.available_resources.get(MEMORY_RESOURCE),
+            {key: task.state for key, task in dask_worker.state.tasks.items()})
+
+
+def _scheduler_state(key: str, dask_scheduler=None) -> str | None:
+    task = dask_scheduler.tasks.get(key)
+    return task.state if task else None
+
+
+def test_a_node_red_then_green_while_tasks_run_still_holds_exactly_its_capacity():
+    """Red, then green again, while two tasks hold 80 of its 100 milo-memory.
+
+    What must survive: a pipeline submitted while the node was red is placed there once it is
+    green (withdrawing the resource, the earlier gate, left it waiting for good), and the node
+    still counts what its running tasks hold: that pipeline waits there until one ends (an
+    upward drift would start it at once), a fourth waits again, and once all ended the node
+    offers its whole capacity (a downward drift would keep pipelines waiting forever).
+    """
+    import threading
+
+    from milo_tui.cluster.node import open_node
+    from milo_tui.cluster.wire import MEMORY_RESOURCE
+
+    from engine_helpers import wait_for
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None,
+                                  resources={MEMORY_RESOURCE: 100}) as local, distributed.Client(local) as client:
+        (address,) = client.run(lambda: None)
+        client.run(_install_node, 100)
+
+        def submit(name: str):
+            _GATES[name] = (threading.Event(), threading.Event())
+            return client.submit(_hold_memory, name, key=name, resources={MEMORY_RESOURCE: 40})
+
+        def state_on_node(name: str) -> str | None:
+            return client.run(_worker_view)[address][1].get(name)
+
+        futures = {name: submit(name) for name in ("a", "b")}
+        assert wait_for(lambda: all(_GATES[n][0].is_set() for n in ("a", "b")), timeout=10)
+
+        assert client.run(open_node, False)[address]  # red: nothing new is placed here
+        futures["c"] = submit("c")
+        assert wait_for(lambda: client.run_on_scheduler(_scheduler_state, "c") == "no-worker", timeout=10)
+
+        client.run(open_node, True)  # green again, with a and b still running
+        assert wait_for(lambda: state_on_node("c") == "constrained", timeout=10), \
+            "c must be placed on the node and wait there: a and b still hold 80 of its 100"
+        assert client.run(_worker_view)[address][0] == 100 - 80
+
+        _GATES["a"][1].set()  # a ends: c fits now, and only c
+        assert wait_for(lambda: _GATES["c"][0].is_set(), timeout=10)
+        futures["d"] = submit("d")
+        assert wait_for(lambda: state_on_node("d") == "constrained", timeout=10)
+        assert not _GATES["d"][0].is_set()
+
+        for name in ("b", "c", "d"):
+            _GATES[name][1].set()
+        assert client.gather(list(futures.values())) == ["a", "b", "c", "d"]
+        assert wait_for(lambda: client.run(_worker_view)[address][0] == 100, timeout=10)
+        client.run(_remove_node)
+
+
+def _remove_node(dask_worker=None) -> None:
+    from milo_tui.cluster.wire import PLUGIN_NAME
+
+    dask_worker.plugins.pop(PLUGIN_NAME)  # it has no forkserver for a teardown to stop
