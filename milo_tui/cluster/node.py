@@ -36,7 +36,8 @@ from distributed import WorkerPlugin, get_worker
 
 from milo_tui.cluster.wire import (MEMORY_RESOURCE, PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes,
                                    NodeMemory, NodeResult, data_fingerprint)
-from milo_tui.engine.executor import KillKind, KillReason, LocalExecutor, Outcome, OutcomeKind
+from milo_tui.engine.executor import (THREAD_VARIABLES, KillKind, KillReason, LocalExecutor, Outcome,
+                                      OutcomeKind)
 from milo_tui.engine.worker import TrainTask
 from milo_tui.memory.cleanup import CleanupReport, cleanup, default_temp_roots
 from milo_tui.memory.limits import resolve_limit
@@ -327,20 +328,27 @@ def clean_up_on_node(level: str, dask_worker=None) -> CleanupReport | None:
 
 
 def dask_setup(worker) -> None:
-    """`dask worker --preload milo_tui.cluster.node`: ready the process and warm its forkserver early.
+    """`dask worker --preload milo_tui.cluster.node`: ready the process and start its forkserver early.
 
-    The warm-up (the forkserver importing scikit-learn: seconds) runs in a thread, so
-    the worker joins the cluster at once; a plugin set up meanwhile waits for the same
-    forkserver (multiprocessing starts one per process, under a lock) instead of
-    starting a second.
+    Only the forkserver's start happens here (milliseconds); it imports scikit-learn in
+    its own process while the worker joins the cluster, and the plugin's warm-up later
+    waits for that. It must start on this thread, the worker's event loop, which lives as
+    long as the worker: the forkserver dies with the thread that started it (Linux's
+    parent-death signal follows the thread; see engine/childguard.py), so a warm-up
+    thread of its own would take the forkserver, and every training child, with it.
     """
     allow_children()
-    threading.Thread(target=_warm_forkserver, name="milo-node-warm-up", daemon=True).start()
-
-
-def _warm_forkserver() -> None:
     try:
-        LocalExecutor().warm_up(threads_per_worker=1)  # the same settings MiloNode's executor uses
+        _start_forkserver()
     except Exception as exc:  # the plugin's own warm-up tries again and reports what fails
-        print(f"milo node: warming the forkserver failed ({exc}); the first pipeline will start it",
+        print(f"milo node: starting the forkserver failed ({exc}); the first run will start it",
               file=sys.stderr, flush=True)
+
+
+def _start_forkserver() -> None:
+    from multiprocessing import forkserver
+
+    LocalExecutor()  # sets the forkserver's preload list
+    for name in THREAD_VARIABLES:  # as LocalExecutor.warm_up(threads_per_worker=1), which MiloNode uses
+        os.environ[name] = "1"
+    forkserver.ensure_running()
