@@ -7,8 +7,9 @@ and the same scorers, and both refit the top 2 parameter sets per scorer on the 
 
 - plain: per pipeline one GridSearchCV/RandomizedSearchCV over the whole Pipeline with
   n_jobs=-1 (what MILO-ML does; engine/search.py plain_search), then the refits;
-- milo:  per pipeline engine/search.py run_search with n_jobs=-1 over the folds, then the
-  refits, each distinct parameter set fitted once.
+- milo:  per pipeline engine/search.py run_search with n_jobs=-1 over the folds, sharing fold
+  results across pipelines through a fold cache as the engine's run does (engine/foldcache.py),
+  then the refits, each distinct parameter set fitted once.
 
 Each side runs in its own child process; wall time is measured around it and peak memory is the
 PSS summed over its process tree (loky workers included), sampled every 0.2 s. The benchmark
@@ -79,6 +80,9 @@ def run_side(side: str, args) -> dict:
 
     import numpy as np
 
+    from functools import partial
+
+    from milo_tui.engine.foldcache import FoldCache
     from milo_tui.engine.grids import SearchSpace
     from milo_tui.engine.search import plain_search, run_search
     from milo_tui.engine.space import PipelineSpec
@@ -86,10 +90,13 @@ def run_side(side: str, args) -> dict:
     warnings.filterwarnings("ignore")
     X, y, n_classes = _load(args.sample)
     space = SearchSpace(args.grids, 100 if args.grids == "milo-ml" else 10, tuple(args.searchers), seed=42)
-    search = plain_search if side == "plain" else run_search
+    # milo shares fold results across pipelines through a run's fold cache, as the engine does
+    # (engine/foldcache.py); a fresh private directory per side, removed at the end
+    cache_dir = tempfile.TemporaryDirectory(prefix="bench_search_cache_")
+    search = plain_search if side == "plain" else partial(run_search, cache=FoldCache(cache_dir.name + "/foldcache"))
     per_algorithm: dict[str, float] = {}
     results = {}
-    fits = refits = 0
+    fits = refits = hits = 0
     for algorithm in args.algorithms:
         for scaler in args.scalers:
             for selector in args.selectors:
@@ -101,12 +108,15 @@ def run_side(side: str, args) -> dict:
                     refits += _refits(spec, chosen, X, y, n_classes, args.ovr, dedupe=side == "milo", seed=42)
                     per_algorithm[algorithm] = per_algorithm.get(algorithm, 0.0) + time.perf_counter() - started
                     fits += result.fits
+                    hits += result.cache_hits
                     results[spec.name] = {"candidates": [json.dumps(c, sort_keys=True, default=str)
                                                          for c in result.candidates],
                                           "scores": {s: np.asarray(result.scores[s]).tolist() for s in args.scorers},
                                           "chosen": {s: [json.dumps(c, sort_keys=True, default=str)
                                                          for c in result.chosen(s, 2)] for s in args.scorers}}
-    return {"per_algorithm": per_algorithm, "cv_fits": fits, "refits": refits, "results": results}
+    cache_dir.cleanup()
+    return {"per_algorithm": per_algorithm, "cv_fits": fits, "refits": refits, "cache_hits": hits,
+            "results": results}
 
 
 def measure(side: str, args, out: Path) -> dict:
@@ -147,7 +157,7 @@ def run_sample(args) -> bool:
     print(f"  plain loop : {plain['seconds']:7.1f} s  peak {plain['peak_mib']:6.0f} MiB  "
           f"CV fits {plain['cv_fits']:6d}  refits {plain['refits']}")
     print(f"  milo search: {milo['seconds']:7.1f} s  peak {milo['peak_mib']:6.0f} MiB  "
-          f"CV fits {milo['cv_fits']:6d}  refits {milo['refits']}")
+          f"CV fits {milo['cv_fits']:6d}  refits {milo['refits']}  fold-cache hits {milo['cache_hits']}")
     print(f"  milo wall / plain wall = {milo['seconds'] / plain['seconds']:.3f}   "
           f"peak memory milo / plain = {milo['peak_mib'] / plain['peak_mib']:.2f}")
     print(f"  largest fold-score difference {worst:.2e}; same refit parameter sets: {'yes' if same else 'NO'}")

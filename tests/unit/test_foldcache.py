@@ -237,3 +237,28 @@ def test_a_search_over_a_damaged_cache_recomputes_the_same_scores(tmp_path):
     assert again.cache_hits == 1
     for scorer in SCORERS:
         assert np.array_equal(first.scores[scorer], again.scores[scorer])
+
+
+def test_a_forests_validation_answers_are_not_a_function_of_per_column_codes():
+    """Why rf fold scores are not shared: a node splits at the midpoint of the values it holds.
+    Here the root splits off the rows with A = 1 on feature B, so the other node holds A = 0 and 10
+    (midpoint 5) in one data set and 0 and 10.6 (midpoint 5.3) in the other. Training ranks and each
+    validation value's count of column-wide midpoints below it are equal in both, yet A = 5.2 goes
+    right in the first and left in the second."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    A = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 0.0])
+    B = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])  # B = 1: exactly class 2
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    moved = np.where(A == 10.0, 10.6, A)
+    valid = np.array([[5.2, 0.0]])
+    answers, codes = [], []
+    for column in (A, moved):
+        X = np.column_stack([column, B])
+        tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+        answers.append(tree.predict(valid)[0])
+        distinct = np.unique(column)
+        midpoints = distinct[:-1] / 2 + distinct[1:] / 2
+        codes.append((forest_codes(X).tolist(), int(np.sum(midpoints < valid[0, 0]))))
+    assert codes[0] == codes[1]
+    assert answers[0] != answers[1]
