@@ -619,6 +619,16 @@ def _rank(means: np.ndarray) -> np.ndarray:
 
 # Algorithms whose fold scores another pipeline (another scaler) can serve, through the fold cache.
 SCORES_SHARED_ACROSS_PIPELINES = frozenset({"gb"})
+# Selectors that keep some of the scaled columns as they are: a per-column scaler then changes
+# nothing gradient boosting's binning sees (PCA mixes the columns, so its output depends on the scaler).
+COLUMN_KEEPING_SELECTORS = frozenset({"none", "select", "rf"})
+
+
+def expects_shared_scores(spec: PipelineSpec) -> bool:
+    """Does `spec` usually find its fold scores computed by the same search under another scaler?
+    (Whether it does is decided fold by fold by the cache's exact keys; this is for the estimate.)"""
+    return spec.algorithm in SCORES_SHARED_ACROSS_PIPELINES and \
+        spec.selector.partition("-")[0] in COLUMN_KEEPING_SELECTORS
 
 
 def _score_fold(spec: PipelineSpec, candidates: list[dict], X, y, train, valid, scorers, n_classes, seed,

@@ -147,12 +147,11 @@ def search_plan(pipelines: list[PipelineSpec], space: SearchSpace, scorers: list
     search.fold_work), and `work_share` that work as a share of the plain search's (forests and
     boosting weighted by trees and stages); `refits` the models saved (the top parameter sets of
     each scorer). A pipeline whose fold scores the run's fold cache serves from an earlier pipeline
-    (the same search under another scaler, for the algorithms in SCORES_SHARED_ACROSS_PIPELINES)
-    names it in `scores_from` and counts no fits: that is what happens when the model sees the
-    same fold data under both scalers (engine/treekeys.py), as it usually does; when it does not,
-    the search fits as usual. `fold_rows`: rows one CV fold fits on, when known (k-NN's shortcut depends on it).
+    (the same search under another scaler: search.expects_shared_scores) names it in `scores_from`
+    and counts no fits: that is what happens when the model sees the same fold data under both
+    scalers (engine/treekeys.py), as it usually does; when it does not, the search fits as usual. `fold_rows`: rows one CV fold fits on, when known (k-NN's shortcut depends on it).
     """
-    from milo_tui.engine.search import SCORES_SHARED_ACROSS_PIPELINES, candidate_sets, fold_work
+    from milo_tui.engine.search import candidate_sets, expects_shared_scores, fold_work
 
     work = {}
     for key in dict.fromkeys((spec.algorithm, spec.searcher) for spec in pipelines):
@@ -164,7 +163,7 @@ def search_plan(pipelines: list[PipelineSpec], space: SearchSpace, scorers: list
         entry = {"candidates": fold.candidates, "cv_fits": fold.candidates * cv_folds,
                  "shared_fits": fold.fits * cv_folds, "work_share": round(fold.share, 4),
                  "refits": models_per_pipeline(spec, scorers, top_k, space, smallest_class)}
-        if spec.algorithm in SCORES_SHARED_ACROSS_PIPELINES:
+        if expects_shared_scores(spec):
             first = computed_by.setdefault((spec.algorithm, spec.selector, spec.searcher), spec.name)
             if first != spec.name:  # the same search under another scaler: its fold scores, when the data agree
                 entry.update(shared_fits=0, work_share=0.0, scores_from=first)

@@ -80,6 +80,8 @@ def test_pipelines_that_share_fold_scores_are_a_whole_scaler_apart(tmp_path):
     assert plan["pipelines"]["std__none__gb__grid"]["scores_from"] == "none__none__gb__grid"
     assert plan["pipelines"]["std__none__gb__grid"]["shared_fits"] == 0
     assert "scores_from" not in plan["pipelines"]["std__none__lr__grid"]
+    pca = make_plan(_config(tmp_path, algorithms=["gb"], scalers=["none", "std"], selectors=["pca-80"]), 2, set())
+    assert pca.search["scores_reused"] == 0  # PCA's columns depend on the scaler: nothing to share
     assert plan["scores_reused"] == 8  # gb x 2 selectors x 2 searchers x (std, minmax)
 
 
