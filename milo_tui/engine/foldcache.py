@@ -64,14 +64,22 @@ class FoldCache:
     misses: int = 0
     _broken: bool = field(default=False, repr=False)
 
-    def get(self, key: str, shape: tuple[int, ...] | None = None, dtype=np.float64) -> np.ndarray | None:
-        """The array stored under `key`, or None (missing, unreadable, or not the array asked for)."""
+    def get(self, key: str, shape: tuple[int, ...] | None = None, dtype=np.float64, *,
+            count: bool = True) -> np.ndarray | None:
+        """The array stored under `key`, or None (missing, unreadable, or not the array asked for).
+        `count=False`: the caller decides whether it was of use (`used`)."""
         value = self._read(key)
         if value is None or value.dtype != np.dtype(dtype) or (shape is not None and value.shape != tuple(shape)):
-            self.misses += 1
-            return None
-        self.hits += 1
+            value = None
+        if count:
+            self.used(value is not None)
         return value
+
+    def used(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
 
     def put(self, key: str, value: np.ndarray) -> None:
         """Store `value` under `key`; a failure (disk full, a hostile directory) only means no cache."""

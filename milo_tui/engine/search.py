@@ -675,15 +675,15 @@ def score_boosting_shared(fold: Fold, base, candidates: list[dict], cache: FoldC
     key = content_key(*boosting_fit_parts(base, candidates, binned, fold.y_train, fold.n_classes))
     classes = np.unique(fold.y_train)
     width = 1 if fold.n_classes == 2 else len(classes)  # ranking columns: raw score, or probabilities
-    stored = cache.get(key)
     n_features, per_candidate = binned.train.shape[1], 1 + width
+    stored = cache.get(key, count=False)  # a hit only if it answers every validation row
     if stored is not None and (stored.ndim != 2 or stored.shape[1] != n_features + per_candidate * len(candidates)):
         stored = None
-    if stored is not None:
-        where = _rows_in(stored[:, :n_features], binned.rows(fold.X_valid))
-        if where is not None:  # every validation row was answered by these very models
-            return [fold.score(_decoded(stored[where, n_features + c * per_candidate:][:, :per_candidate], classes))
-                    for c in range(len(candidates))]
+    where = None if stored is None else _rows_in(stored[:, :n_features], binned.rows(fold.X_valid))
+    cache.used(where is not None)
+    if where is not None:  # every validation row was answered by these very models
+        return [fold.score(_decoded(stored[where, n_features + c * per_candidate:][:, :per_candidate], classes))
+                for c in range(len(candidates))]
     X_rows = with_neighbour_rows(fold.X_valid, binned)
     recording = _RecordingFold(fold.X_train, fold.y_train, X_rows, fold.y_valid, fold.n_classes, fold.scorers)
     results = score_boosting(recording, base, candidates)
