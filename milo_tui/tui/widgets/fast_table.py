@@ -13,6 +13,9 @@ through rich whenever any row is added or moves, a third of a second per
 refresh tick on a loaded machine. Our cells are one line of plain text, so
 widths are cell lengths, bulk loads set the row bookkeeping once, a new order
 is one pass over the row-position map, and body cells are one cached segment.
+A tick repaints the table only when the rows in its window changed (during a
+run most new rows land below it), and a table that grew is laid out without
+being repainted (docs/PERFORMANCE.md, TUI, evening session).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from milo_tui.tui.widgets.ordered_table import OrderedTable
 WRITTEN_AGAINST_MAJOR = 8  # Textual 8.2.x
 FAST_CELL_CACHE = 20_000  # rendered body cells kept (a few screens' worth, with cursor/zebra variants)
 _PRIVATE_MEMBERS = ("_update_dimensions", "_render_cell", "_get_styles_to_render_cell", "_clear_caches",
-                    "_total_row_height", "_highlight_cursor")
+                    "_highlight_cursor")
 
 
 @dataclass(slots=True)
