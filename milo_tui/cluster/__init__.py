@@ -3,7 +3,7 @@
 - `wire`: the plain values that travel between the engine and a node.
 - `node`: what runs on each cluster node (a Dask worker plugin holding milo's own
   pre-warmed forkserver, the task that forks one child per pipeline, the memory report).
-- `child`: imported by a node's forkserver so its children die with it.
+- `reaper`: ends what a dead worker's children leave running on its node (their joblib helpers).
 - `executor`: the engine's side, an Executor that submits tasks through a Dask client.
 
 Nothing here is imported unless a scheduler is configured, so milo works without

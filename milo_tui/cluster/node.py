@@ -34,6 +34,7 @@ from pathlib import Path
 import psutil
 from distributed import WorkerPlugin, get_worker
 
+from milo_tui.cluster.reaper import start_reaper
 from milo_tui.cluster.wire import (MEMORY_RESOURCE, PLUGIN_NAME, STARTED_TOPIC, ChildMemory, ModelBytes,
                                    NodeMemory, NodeResult, data_fingerprint)
 from milo_tui.engine.executor import (THREAD_VARIABLES, KillKind, KillReason, LocalExecutor, Outcome,
@@ -145,6 +146,7 @@ class MiloNode(WorkerPlugin):
         self.data_dir = install_data(self.root, self.fingerprint, self.arrays)
         self.arrays = {}  # on disk now; do not hold a second copy in the worker
         self.limit = resolve_limit(self.memory_budget)
+        start_reaper()  # (once per worker; a no-op if the preload did it)
         self.executor: LocalExecutor[str] = LocalExecutor()
         self.executor.warm_up(threads_per_worker=1)
         self._lock = threading.Lock()
@@ -338,6 +340,7 @@ def dask_setup(worker) -> None:
     thread of its own would take the forkserver, and every training child, with it.
     """
     allow_children()
+    start_reaper()  # before the forkserver: everything it starts must carry the worker's token
     try:
         _start_forkserver()
     except Exception as exc:  # the plugin's own warm-up tries again and reports what fails

@@ -133,6 +133,42 @@ def test_a_node_lost_mid_task_is_retried_elsewhere_and_nothing_is_lost_or_double
     assert_run_consistent(project, 8)
 
 
+def _busy_joblib_in_a_node_child(record_dir: str) -> dict:
+    """A Dask task: a node's training child whose two joblib helpers stay busy for a minute."""
+    from joblib_probe import joblib_pids
+
+    from milo_tui.cluster.node import _plugin
+
+    return _plugin().executor.call(joblib_pids, 2, 2, 60.0, record_dir)
+
+
+def test_joblib_helpers_of_a_lost_node_s_child_are_ended_with_its_worker(tmp_path, cluster):
+    """What must survive a Dask worker's sudden death: nothing of its training goes on, not even the
+    joblib helpers of its children (their parent-death signal cannot reach them; milo's reaper does)."""
+    from milo_tui.cluster.node import MiloNode
+    from milo_tui.cluster.wire import PLUGIN_NAME, data_fingerprint
+
+    client, _ = cluster
+    client.wait_for_workers(2, timeout=60)
+    workers = set(client.run(os.getpid).values())
+    arrays = {"X_fit.npy": b"x", "y_fit.npy": b"y"}
+    client.register_plugin(MiloNode(data_fingerprint(arrays), arrays, None), name=PLUGIN_NAME)
+    record = tmp_path / "helpers"
+    record.mkdir()
+    busy = client.submit(_busy_joblib_in_a_node_child, str(record), pure=False)
+    try:
+        assert wait_for(lambda: len(list(record.iterdir())) == 2, timeout=60), "joblib's helpers did not start"
+        helpers = [int(p.name) for p in record.iterdir()]
+        worker = _dask_worker_of(helpers[0], workers)
+        assert worker and helpers[0] != worker
+        os.kill(worker, signal.SIGKILL)
+        assert wait_for(lambda: not any(_alive(p) for p in helpers), timeout=10), \
+            "a lost worker's joblib helpers train on"
+    finally:
+        busy.release()
+        client.unregister_worker_plugin(PLUGIN_NAME)
+
+
 def test_a_ballooning_task_is_killed_on_its_node_retried_with_one_job_then_skipped(tmp_path, cluster):
     client, _ = cluster
     project = _project(tmp_path, "balloon", algorithms=("knn",), scalers=("none",), workers=1,
