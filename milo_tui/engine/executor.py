@@ -29,6 +29,7 @@ from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from milo_tui.engine.worker import TrainTask, peak_memory_mb, train
 
+CHILD_GUARD = "milo_tui.engine.childguard"
 PRELOAD = [
     "milo_tui.engine.executor",
     "milo_tui.engine.worker",
@@ -47,7 +48,7 @@ PRELOAD = [
     "sklearn.feature_selection",
     "sklearn.preprocessing",
     "sklearn.metrics",
-    "milo_tui.engine.childguard",  # last: only the forkserver imports it (children die with it)
+    CHILD_GUARD,  # last: only the forkserver imports it (children die with it)
 ]
 
 
