@@ -353,9 +353,12 @@ def node_preload() -> list[str]:
 
     multiprocessing re-runs the parent's main module (as `__mp_main__`) in every child it starts.
     In a worker of `milo node` that module is distributed.cli.dask_worker, whose imports (Dask)
-    took 1.6 s in each training child. Imported once in the forkserver, the children's re-run finds
-    every import loaded. Only a main module run by name (`python -m`, or a worker spawned from one)
-    is added: a script path is not importable by name, and its children pay what they always did.
+    took 1.5 s or more in each training child (dask-jobqueue starts workers the same way).
+    Imported once in the forkserver, the children's re-run finds every import loaded. Only a main
+    module run by name (`python -m`, or a worker spawned from one) is added: multiprocessing's own
+    "__main__" preload for a main run from a file is not carried out by Python 3.11's forkserver
+    (it looks for a `main_path` key that get_preparation_data never writes), so a worker started
+    by the `dask worker` script still re-runs that script, which imports dask.cli, in each child.
     """
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     name = getattr(main_spec, "name", None)
