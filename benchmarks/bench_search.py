@@ -24,7 +24,7 @@ Multi-class samples get the OvR refits unless --no-ovr.
 
 `--algorithms gb knn lr mlp nb rf svm --scalers none minmax std --selectors none pca-80 ...
 --searchers grid random random2 --scorers accuracy roc_auc f1_macro` is MILO-ML's full 567-pipeline
-space (milo's side alone projects to about 2.1 h on 2 cores, docs/PERFORMANCE.md: run it only when
+space (milo's side alone projects to about 1.5 h on 2 cores, docs/PERFORMANCE.md: run it only when
 the machine is yours).
 """
 
