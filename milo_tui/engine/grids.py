@@ -77,6 +77,18 @@ DIFFERENCES = (
     "run can be repeated.",
 )
 
+# How the run shares fold results between pipelines (engine/foldcache.py), rendered into docs/CONFIG.md.
+FOLD_CACHE_NOTE = [
+    "Pipelines run scaler by scaler (every pipeline of the first scaler `scalers` lists, then every one",
+    "of the next). A tree model often sees the same fold under two scalers (gradient",
+    "boosting bins each column, and the rf-importance selectors' forest reads only each column's order),",
+    "so a run keeps small per-fold results in `.milo/foldcache` and the later pipelines reuse them: the",
+    "same scores, fewer fits (docs/PERFORMANCE.md, \"Sharing across pipelines\"). The folder is private,",
+    "removed when the run completes, kept by a stopped run for `--resume` and cleared by `--force`;",
+    "deleting it by hand only costs time. `milo estimate` and metadata.json count those pipelines' fits",
+    "once (`scores_from` names the pipeline whose fold scores they expect to reuse).",
+]
+
 COMPACT_GRID: dict[str, list[dict[str, list]]] = {
     "lr": [{"C": [0.01, 0.1, 1.0, 10.0, 100.0]}],
     "knn": [{"n_neighbors": [3, 5, 7, 11], "weights": ["uniform", "distance"]}],
@@ -271,6 +283,7 @@ def grids_markdown() -> list[str]:
             space = SearchSpace(name, preset.random_iterations, preset.searchers, seed=0)
             cells += [str(space.candidates(algorithm, "grid")), str(space.candidates(algorithm, "random", 10**6))]
         lines.append(f"| {algorithm} | " + " | ".join(cells) + " |")
+    lines += ["", *FOLD_CACHE_NOTE]
     lines += ["", "The `milo-ml` preset is MILO-ML's search (Shahraehash/AutoML, ml/processors/hyperparameters.py",
               "and searchers.py): 7 algorithms x 3 scalers x 9 selectors x 3 searchers = 567 pipelines. Where milo",
               "differs on purpose:", ""]
