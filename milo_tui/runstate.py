@@ -92,6 +92,11 @@ def row_from_event(data: dict[str, Any], class_labels: list[str]) -> ModelRow | 
     )
 
 
+def _positive(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
 def _number(value: Any) -> float | None:
     """A finite float, or None: a hostile 1e999 in an event must not crash a repaint."""
     if type(value) is float:  # the usual case, thousands of times a second during a run
@@ -150,6 +155,8 @@ class RunState:
         self.pipelines = 0
         self.total_models = 0
         self.already_done = 0
+        self.work_total: float | None = None  # the engine's weights of models (docs/EVENTS.md, "Work")
+        self.work_done = self.work_at_start = 0.0
         self.phases: dict[str, int] = {}
         self.phase = ""
         self.phase_class_label: str | None = None
@@ -209,6 +216,8 @@ class RunState:
         self.total_models = _int_or_none(d.get("total_models")) or 0
         self.phases = {str(k): int(v) for k, v in (d.get("phases") or {}).items() if _int_or_none(v) is not None}
         self.already_done = _int_or_none(d.get("already_done")) or 0
+        self.work_total = _positive(d.get("work_total"))
+        self.work_done = self.work_at_start = _positive(d.get("work_done")) or 0.0
         self.completed = max(self.completed, self.already_done) if d.get("resume") else self.already_done
         self.status = RunStatus.RUNNING
         self.finished = None
@@ -274,6 +283,11 @@ class RunState:
             self.completed = max(self.completed, completed)
         if total:
             self.total_models = total
+        work_done, work_total = _positive(d.get("work_done")), _positive(d.get("work_total"))
+        if work_done is not None:
+            self.work_done = max(self.work_done, work_done)
+        if work_total is not None:
+            self.work_total = work_total
 
     def _on_memory(self, event: ev.Event) -> None:
         d = event.data
@@ -404,17 +418,23 @@ class RunState:
 
     @property
     def eta_seconds(self) -> float | None:
-        """Remaining time at the rate of models finished in this run; None until it is known."""
+        """Remaining time at this run's rate so far; None until it is known.
+
+        The rate is of work (each model weighed by its pipeline's rough cost) when the engine sends
+        it, else of models: a run that starts with its slowest algorithm would otherwise promise
+        many times its real length."""
         if not self.is_live or self.started_ts is None or self.last_ts is None or not self.total_models:
             return None
-        remaining = max(0, self.total_models - self.completed)
-        if remaining == 0:
+        if self.completed >= self.total_models:
             return 0.0
-        done_here = self.completed - self.already_done
         elapsed = self.last_ts - self.started_ts
+        if self.work_total:
+            remaining, done_here = self.work_total - self.work_done, self.work_done - self.work_at_start
+        else:
+            remaining, done_here = self.total_models - self.completed, self.completed - self.already_done
         if done_here <= 0 or elapsed <= 0:
             return None
-        return elapsed / done_here * remaining
+        return elapsed / done_here * max(0.0, remaining)
 
     @property
     def best_model(self) -> ModelRow | None:

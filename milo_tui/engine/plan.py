@@ -8,13 +8,14 @@ already done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from milo_tui.config import Config
 from milo_tui.engine.grids import SearchSpace
 from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, model_keys, models_per_pipeline,
                                    search_plan)
 from milo_tui.keys import ModelKey
+from milo_tui.memory.estimate import pipeline_seconds
 
 
 @dataclass
@@ -39,6 +40,32 @@ class Unit:
         return "main_models" if self.phase == "main" else "ovr_models"
 
 
+OVR_WORK = 0.5  # an OvR model's rough cost, as a share of its main model's (what `milo estimate` assumes)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the ETA weighs models by: each pipeline's rough seconds (memory/estimate.py), so that an
+    hour of boosting ahead is not counted like an hour of naive Bayes. Units are relative; only
+    shares matter. Without the data's size (a plan made in a test) every main model weighs 1 and
+    the ETA is the plain rate of models."""
+
+    per_model: dict[str, float]  # pipeline name -> one of its main models' share of the pipeline's seconds
+    main_total: float  # every main model of the run, done or not
+    done: float  # models (main and OvR) finished before this run (resume)
+
+    def of(self, pipeline: str, phase: str = "main") -> float:
+        per_model = self.per_model.get(pipeline, 1.0)
+        return per_model * OVR_WORK if phase == "ovr" else per_model
+
+    def of_key(self, key: str) -> float:
+        try:
+            parsed = ModelKey.parse(key)
+        except ValueError:
+            return 0.0
+        return self.of(parsed.pipeline, "main" if parsed.ovr_class is None else "ovr")
+
+
 @dataclass(frozen=True)
 class Plan:
     pipelines: list[PipelineSpec]
@@ -49,6 +76,7 @@ class Plan:
     already_done: int  # models finished before this run (resume)
     space: SearchSpace  # the grids and random draws every search uses
     search: dict  # candidates and CV fits per pipeline (metadata.json)
+    work: Work = field(default_factory=lambda: Work({}, 0.0, 0.0))
 
     @property
     def ovr_total(self) -> int:
@@ -59,24 +87,39 @@ class Plan:
     def total(self) -> int:
         return self.main_total + self.ovr_total
 
+    @property
+    def work_total(self) -> float:
+        """Every model's work if every main model finishes (the OvR phase recounts, as `total` does)."""
+        return self.work.main_total * (1 + self.n_classes * OVR_WORK) if self.ovr else self.work.main_total
 
-def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_class: int | None = None) -> Plan:
-    """`smallest_class`: rows of the smallest class in the fitting set (MILO-ML's k-NN draws depend on it)."""
+
+def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_class: int | None = None,
+              fit_rows: int | None = None, features: int | None = None) -> Plan:
+    """`smallest_class`: rows of the smallest class in the fitting set (MILO-ML's k-NN draws depend on it);
+    `fit_rows` and `features`: the fitting set's size, which weighs pipelines for the ETA."""
     s = config.search
     space = SearchSpace.from_config(config)
     pipelines = enumerate_pipelines(config)
+    search = search_plan(pipelines, space, s["scorers"], s["top_k"], s["cv_folds"], smallest_class)
     main_units: list[Unit] = []
     main_total = 0
+    per_model: dict[str, float] = {}
+    work_total = 0.0
     for spec in pipelines:
         count = models_per_pipeline(spec, s["scorers"], s["top_k"], space, smallest_class)
         keys = model_keys(spec, s["scorers"], s["top_k"])[:count]
         main_total += count
+        seconds = (pipeline_seconds(spec.algorithm, spec.selector, search["pipelines"][spec.name], fit_rows,
+                                    features, s["cv_folds"]) if fit_rows and features else float(count))
+        per_model[spec.name] = seconds / max(1, count)
+        work_total += seconds
         if not all(k in done_keys for k in keys):  # rows of one pipeline are written together
             main_units.append(Unit("main", spec, keys))
     ovr = n_classes > 2 and bool(s["reoptimize_ovr"])
-    search = search_plan(pipelines, space, s["scorers"], s["top_k"], s["cv_folds"], smallest_class)
+    work = Work(per_model, work_total, 0.0)
+    work = replace(work, done=sum(work.of_key(k) for k in done_keys))
     return Plan(pipelines, main_units, main_total, n_classes, ovr, already_done=len(done_keys), space=space,
-                search=search)
+                search=search, work=work)
 
 
 def ovr_units(pipelines: list[PipelineSpec], main_params: dict[str, dict], class_index: int,

@@ -33,7 +33,7 @@ from milo_tui.engine.data import DataSummary, map_arrays, prepare_data
 from milo_tui.engine.foldcache import DIRECTORY_NAME as FOLD_CACHE, remove_cache
 from milo_tui.engine.executor import Executor, KillKind, LocalExecutor, Outcome, OutcomeKind, TaskHandle
 from milo_tui.engine.hooks import EngineHooks
-from milo_tui.engine.plan import Plan, Unit, make_plan, ovr_units
+from milo_tui.engine.plan import OVR_WORK, Plan, Unit, make_plan, ovr_units
 from milo_tui.engine.policer import MemoryPolicer, MemoryStop, Progress
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
 from milo_tui.engine.space import min_class_count
@@ -80,6 +80,7 @@ class Run:
         self.archived_before: set[str] = set()  # verified in an archive when the run began: never archived twice
         self.summary: DataSummary | None = None
         self.plan: Plan | None = None
+        self.work_done = self.work_total = 0.0  # the ETA's weights (plan.Work), sent with every model event
         self.policer: MemoryPolicer | None = None
         self.stop_alerted = False
 
@@ -216,9 +217,11 @@ class Run:
         smallest = min_class_count(map_arrays({"y": prepared.arrays["y_fit"]})["y"])  # k-NN's MILO-ML draws
         # Planning counts each search's fits with scikit-learn's samplers and estimators: in a child,
         # so the engine never imports scikit-learn (~80 MiB it would hold for the whole run).
-        plan = self.executor.call(make_plan, self.config, summary.n_classes, done, smallest_class=smallest)
+        plan = self.executor.call(make_plan, self.config, summary.n_classes, done, smallest_class=smallest,
+                                  fit_rows=summary.fit_rows, features=summary.features)
         self.plan = plan
         self.counts = Counts(completed=plan.already_done, total=plan.total)
+        self.work_done, self.work_total = plan.work.done, plan.work_total
         self.template = dict(
             scorers=s["scorers"], top_k=s["top_k"], cv_folds=s["cv_folds"],
             space=plan.space, seed=s["seed"], class_labels=summary.class_labels,
@@ -259,6 +262,7 @@ class Run:
                   pid=os.getpid(), class_type=summary.class_type, class_labels=summary.class_labels,
                   pipelines=len(plan.pipelines), total_models=plan.total,
                   phases={"main": plan.main_total, "ovr": plan.ovr_total}, already_done=plan.already_done,
+                  work_done=self.work_done, work_total=self.work_total,
                   memory_limit_bytes=limit.bytes, memory_limit_source=limit.source, config=self.config.as_dict())
         if recovery_notes:
             self.emit(ev.ALERT, level="warning", message="Resume repaired the project before training",
@@ -275,6 +279,8 @@ class Run:
         # Only main models that finished get OvR refits: the plan shrinks by the ones that did not.
         ovr_total = len(main_rows) * summary.n_classes
         self.counts.total -= plan.ovr_total - ovr_total
+        self.work_total = plan.work.main_total + summary.n_classes * OVR_WORK * sum(
+            plan.work.of_key(r["key"]) for r in main_rows)
         self.emit(ev.PHASE_CHANGED, phase="ovr_check", class_index=None, class_label=None)
         verdict, text, estimate = self.policer.ovr_check(
             [(r["algorithm"], r["feature_selector"], r["searcher"]) for r in main_rows])
@@ -284,6 +290,7 @@ class Run:
             raise RunEnd(RunStatus.STOPPED_MEMORY, text)
         if verdict == "skip":
             self.counts.total -= ovr_total
+            self.work_total = plan.work.main_total
             return
         done = {r["key"] for r in model_rows(read_report(self.paths.report))}
         main_params = {r["key"]: params_from_json(r["best_params"]) for r in main_rows}
@@ -356,11 +363,13 @@ class Run:
         self.report.append(rows)
         for row in (r for r in rows if r.get("archive")):
             self.counts.completed += 1
+            self.work_done += self.plan.work.of(unit.spec.name, unit.phase)
             self.emit(ev.MODEL_FINISHED, key=row["key"], pipeline=unit.spec.name, phase=unit.phase,
                       class_type=row["class_type"], class_index=unit.class_index,
                       metrics={name: row.get(name) for name in METRIC_NAMES},
                       train_seconds=row["train_seconds"], peak_memory_mb=row["peak_memory_mb"],
-                      model_bytes=row["model_bytes"], completed=self.counts.completed, total=self.counts.total)
+                      model_bytes=row["model_bytes"], completed=self.counts.completed, total=self.counts.total,
+                      work_done=self.work_done, work_total=self.work_total)
             self._archive(row["archive"], row["key"])
         self.hooks.model_finished(self.counts.completed)
 
@@ -376,6 +385,7 @@ class Run:
             self.counts.skipped += len(unit.keys)
         else:
             self.counts.failed += len(unit.keys)
+        self.work_done += self.plan.work.of(unit.spec.name, unit.phase) * len(unit.keys)
         self.report.append([{"key": k, "phase": unit.phase, "status": what, "reason": reason,
                              "scaler": unit.spec.scaler, "feature_selector": unit.spec.selector,
                              "algorithm": unit.spec.algorithm, "searcher": unit.spec.searcher,
@@ -384,7 +394,7 @@ class Run:
         etype = ev.MODEL_SKIPPED if what == "skipped" else ev.MODEL_FAILED
         self.emit(etype, pipeline=unit.spec.name, keys=unit.keys, phase=unit.phase,
                   class_index=unit.class_index, reason=reason, completed=self.counts.completed,
-                  total=self.counts.total)
+                  total=self.counts.total, work_done=self.work_done, work_total=self.work_total)
 
     def _check_journal(self) -> None:
         error = self.events.journal_error if self.events is not None else None

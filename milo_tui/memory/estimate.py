@@ -309,6 +309,14 @@ def fit_seconds(algorithm: str, n_rows: float, n_features: int) -> float:
     return FIT_FIXED_SECONDS + FIT_SECONDS_PER_CELL[algorithm] * n_rows * n_features
 
 
+def pipeline_seconds(algorithm: str, selector: str, search: dict, n_fit: float, m: int, folds: int) -> float:
+    """Rough seconds one pipeline's search and refits take, from its `search_plan` entry (the fits
+    its shared search really makes). `milo estimate` sums these; a run's ETA weighs each pipeline by
+    its share of their total, so a slow algorithm counts for more than a fast one."""
+    return _pipeline_seconds(algorithm, selector, search["candidates"] * search["work_share"], n_fit, m, folds,
+                             search["refits"])
+
+
 def _pipeline_seconds(algorithm: str, selector: str, candidates: float, n_fit: float, m: int,
                       folds: int, refits: int) -> float:
     fold_rows = n_fit * (folds - 1) / folds
@@ -401,8 +409,7 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     # The search shares fits between candidates (engine/search.py): a pipeline costs its plain
     # search's fits scaled by the share of that work its shared fits really do.
     work = {spec: plan["pipelines"][spec.name] for spec in pipelines}
-    serial = sum(_pipeline_seconds(spec.algorithm, spec.selector, p["candidates"] * p["work_share"],
-                                   n_fit, m, folds, refits_per_pipeline) for spec, p in work.items())
+    serial = sum(pipeline_seconds(spec.algorithm, spec.selector, p, n_fit, m, folds) for spec, p in work.items())
     if reoptimize:
         serial *= 1 + k * 0.5  # OvR refits reuse the ranking: cheaper per model than a full search
     parallel = max(1, min(workers * n_jobs, cores or os.cpu_count() or 1))

@@ -47,6 +47,35 @@ def test_eta_uses_the_rate_of_this_run():
     assert 0 < state.progress < 1
 
 
+def test_eta_follows_the_engine_s_work_weights_when_it_sends_them():
+    """A run that starts with its slowest algorithm: 1 model of 10 done after 10 s, but it was half the
+    work. The rate of models would promise 90 s more; the work says 10."""
+    started = {"run_id": "r", "total_models": 10, "pipelines": 2, "already_done": 0, "work_done": 0.0,
+               "work_total": 100.0}
+    state = RunState()
+    state.apply(ev.Event(ev.RUN_STARTED, started, seq=0, ts=100.0))
+    state.apply(ev.Event(ev.MODEL_FINISHED, {"key": "none__none__gb__grid__accuracy__0", "completed": 1, "total": 10,
+                                             "work_done": 50.0, "work_total": 100.0}, seq=1, ts=110.0))
+    assert state.eta_seconds == pytest.approx(10.0)
+    # The total can shrink (an OvR phase skipped): the latest one counts.
+    state.apply(ev.Event(ev.MODEL_FAILED, {"pipeline": "none__none__nb__grid", "keys": ["k"], "completed": 1,
+                                           "total": 8, "work_done": 60.0, "work_total": 75.0}, seq=2, ts=112.0))
+    assert state.eta_seconds == pytest.approx(12.0 / 60.0 * 15.0)
+    # A resumed run's rate counts only what this run did.
+    resumed = RunState()
+    resumed.apply(ev.Event(ev.RUN_STARTED, {**started, "resume": True, "already_done": 5, "work_done": 80.0},
+                           seq=0, ts=200.0))
+    resumed.apply(ev.Event(ev.MODEL_FINISHED, {"key": "none__none__nb__grid__accuracy__0", "completed": 6,
+                                               "total": 10, "work_done": 90.0, "work_total": 100.0}, seq=1, ts=205.0))
+    assert resumed.eta_seconds == pytest.approx(5.0)
+    # Hostile weights are ignored, not trusted: back to the rate of models.
+    hostile = RunState()
+    hostile.apply(ev.Event(ev.RUN_STARTED, {**started, "work_total": -5, "work_done": "x"}, seq=0, ts=100.0))
+    hostile.apply(ev.Event(ev.MODEL_FINISHED, {"key": "none__none__gb__grid__accuracy__0", "completed": 1,
+                                               "total": 10, "work_done": float("nan")}, seq=1, ts=110.0))
+    assert hostile.eta_seconds == pytest.approx(90.0)
+
+
 def test_unknown_types_and_bad_payloads_are_survived():
     state = RunState()
     state.apply(ev.Event("from_the_future", {"x": 1}, seq=0, ts=1.0))

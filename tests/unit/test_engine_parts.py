@@ -105,6 +105,28 @@ def test_resume_skips_only_pipelines_whose_every_model_is_done(tmp_path):
     assert plan.already_done == 6 and plan.total == first.total
 
 
+def test_the_eta_weighs_a_model_by_its_pipeline_s_rough_cost(tmp_path):
+    """Boosting's 1,000-stage searches ahead are not counted like naive Bayes' one candidate: the plan
+    weighs each model by `milo estimate`'s seconds for its pipeline, and a resume starts from the
+    work its finished models did."""
+    config = _config(tmp_path, algorithms=["gb", "nb"], scalers=["none"], selectors=["none", "select-50"],
+                     reoptimize_ovr=True)
+    plan = make_plan(config, 3, set(), fit_rows=300, features=30)
+    gb, nb = (plan.work.of(f"none__none__{a}__grid") for a in ("gb", "nb"))
+    assert gb > 10 * nb > 0
+    assert plan.work.of("none__none__gb__grid", "ovr") == gb / 2  # an OvR refit: half a main model
+    assert plan.work.main_total == pytest.approx(sum(plan.work.of(u.spec.name) * len(u.keys)
+                                                     for u in plan.main_units))
+    assert plan.work_total == pytest.approx(plan.work.main_total * (1 + 3 / 2)) and plan.work.done == 0
+    done = set(plan.main_units[0].keys) | {f"{plan.main_units[0].keys[0]}_ovr_class_1", "not a model key"}
+    resumed = make_plan(config, 3, done, fit_rows=300, features=30)
+    unit = plan.main_units[0]
+    assert resumed.work.done == pytest.approx(plan.work.of(unit.spec.name) * (len(unit.keys) + 0.5))
+    # Without the data's size (a test's plan) every model weighs 1: the ETA is the rate of models.
+    unsized = make_plan(config, 3, set())
+    assert unsized.work.main_total == unsized.main_total and unsized.work.of("none__none__gb__grid") == 1
+
+
 def test_ovr_units_refit_each_finished_main_model_for_one_class_skipping_done_ones(tmp_path):
     config = _config(tmp_path)
     plan = make_plan(config, 3, set())
