@@ -121,9 +121,13 @@ def test_a_base_open_to_others_is_closed_and_workspaces_are_private(tmp_path):
 
 
 SIGNAL_CHILD = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
 from milo_tui.storage.workspace import Workspace
+# Default actions, as in a shell on a terminal. Ignored dispositions are inherited, so under
+# `nohup pytest` SIGHUP would stay ignored here, and a program that ignores it is left alone.
+for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, signal.SIG_DFL)
 with Workspace(Path(sys.argv[1])) as ws:
     ws.file("m.joblib").write_bytes(b"x" * 1000)
     print(ws.path, flush=True)
