@@ -45,7 +45,7 @@ import numpy as np
 from milo_tui.engine.foldcache import FoldCache, content_key
 from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
-from milo_tui.engine.scores import accuracy, f1_macro
+from milo_tui.engine.scores import accuracy, f1_macro, roc_auc
 from milo_tui.engine.perceptron import perceptron_class
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
 from milo_tui.engine.treekeys import (boosting_binned, boosting_fit_parts, importance_forest_parts,
@@ -100,11 +100,9 @@ def responses_of(model, X: np.ndarray, n_classes: int) -> Responses:
     return Responses(predicted, ranking)
 
 
-def score(y: np.ndarray, r: Responses, scorers: list[str], n_classes: int) -> list[float]:
-    """The scorers' values; accuracy and macro F1 by engine/scores.py (scikit-learn's arithmetic,
-    without its per-call checks), ROC AUC by scikit-learn."""
-    from sklearn.metrics import roc_auc_score
-
+def score(y: np.ndarray, r: Responses, scorers: list[str]) -> list[float]:
+    """The scorers' values, by engine/scores.py: scikit-learn's arithmetic without its per-call
+    checks (ROC AUC: roc_auc_score with multi_class="ovr", which only matters for more than two classes)."""
     out = []
     for name in scorers:
         if name == "accuracy":
@@ -114,10 +112,8 @@ def score(y: np.ndarray, r: Responses, scorers: list[str], n_classes: int) -> li
         elif name == "roc_auc":
             if r.ranking is None:
                 out.append(np.nan)  # the plain search's scorer fails here and records error_score
-            elif n_classes == 2:
-                out.append(roc_auc_score(y, r.ranking))
             else:
-                out.append(roc_auc_score(y, r.ranking, multi_class="ovr"))
+                out.append(roc_auc(y, r.ranking))
         else:
             raise ValueError(f"unknown scorer {name!r}")
     return [float(v) for v in out]
@@ -136,7 +132,7 @@ class Fold:
     fits: int = 0  # estimator fits made on this fold (preprocessing not counted)
 
     def score(self, r: Responses) -> list[float]:
-        return score(self.y_valid, r, self.scorers, self.n_classes)
+        return score(self.y_valid, r, self.scorers)
 
     def failed(self) -> list[float]:
         return [np.nan] * len(self.scorers)
