@@ -5,8 +5,11 @@ arithmetic takes a fraction of a millisecond, while MLPClassifier.fit spends abo
 per batch on bookkeeping: shuffling the row order through sklearn.utils.shuffle (argument checks,
 dataframe-library probes), indexing the batch through _safe_indexing, and dispatching every matrix
 product through safe_sparse_dot (array-API namespace lookup, configuration reads). MILO-ML's random
-search trains 100 MLPs per fold with distinct alphas (nothing to share between them), so that
-overhead was most of the search's biggest non-tree cost (profiled in docs/PERFORMANCE.md, "Search").
+search trains 100 MLPs per fold with distinct alphas, so that overhead was most of the search's
+biggest non-tree cost (profiled in docs/PERFORMANCE.md, "Search"). Networks that differ only in
+alpha and when they stop are now trained together by engine/perceptron_stack.py, which pays the
+overhead once per stack; LeanMLP trains every other one (sgd, lone candidates, and all of them if
+the stack's start-up check fails).
 
 `LeanMLP` is MLPClassifier with the stochastic solvers' loop and the backpropagation written out
 (scikit-learn 1.9, neural_network/_multilayer_perceptron.py), doing the same numpy operations in

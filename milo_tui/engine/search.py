@@ -27,8 +27,12 @@ Where the work goes:
   - MLP: candidates that differ only in SGD's settings (learning_rate...) while the solver is
     adam or lbfgs are one fit; and where tol, n_iter_no_change and max_iter only decide the epoch
     training stops at (adam, or sgd without the adaptive rate), candidates differing in them
-    follow one training run, each member's weights copied at its own stopping epoch. Every MLP is
-    trained by engine/perceptron.py: MLPClassifier's own arithmetic, without its per-batch overhead;
+    follow one training run, each member's weights copied at its own stopping epoch. adam runs that
+    differ only in alpha (and when they stop) start from the same weights and see the same
+    mini-batches, so they are trained together as one stacked network (engine/perceptron_stack.py,
+    MILO-ML's random search: ~8 of its 100 draws per layer shape and activation), each network's
+    arithmetic MLPClassifier's own; the rest by engine/perceptron.py (MLPClassifier's arithmetic,
+    without its per-batch overhead);
   - everything else: one fit per candidate on the shared preprocessed fold.
 Scores are the scorers' own metrics on the responses they would ask for (decision_function
 first for binary ROC AUC, predict_proba otherwise), so they match plain CV to float
@@ -47,6 +51,8 @@ from milo_tui.engine.forest import Trees, grow, supported
 from milo_tui.engine.grids import SearchSpace, grid_sets, to_sklearn
 from milo_tui.engine.scores import accuracy, f1_macro, roc_auc
 from milo_tui.engine.perceptron import perceptron_class
+from milo_tui.engine.perceptron_stack import VARYING as STACK_VARYING
+from milo_tui.engine.perceptron_stack import stackable, stacking_is_exact, train_stacked
 from milo_tui.engine.space import PipelineSpec, make_classifier, make_scaler, make_selector, min_class_count
 from milo_tui.engine.treekeys import (boosting_binned, boosting_fit_parts, importance_forest_parts,
                                       select_by_importance, with_neighbour_rows)
@@ -548,10 +554,58 @@ def _snapshotting_perceptron(base, params: dict, rules: list[_Stopping]):
     return SnapshottingMLP(**{**base.get_params(deep=False), **params})
 
 
+def _stacks(defaults: dict, candidates: list[dict]) -> list[list[int]]:
+    """Candidates that start from the same weights and see the same mini-batches (engine/perceptron_stack.py):
+    adam runs equal in everything but alpha and when they stop (sgd's settings adam never reads).
+    Only stacks of two or more alphas: one alpha is one run, which _score_runs shares already."""
+    groups: dict[tuple, list[int]] = {}
+    for i, params in enumerate(candidates):
+        merged = {**defaults, **params}
+        if stackable(merged):
+            shape = {k: v for k, v in merged.items() if k not in STACK_VARYING + SGD_ONLY}
+            groups.setdefault(_frozen(shape), []).append(i)
+    return [members for members in groups.values()
+            if len({{**defaults, **candidates[i]}["alpha"] for i in members}) > 1]
+
+
+def _score_stack(fold: Fold, defaults: dict, candidates: list[dict], members: list[int], results: list) -> None:
+    """Train one stack's candidates together and score each; if the training raises (bad data), leave
+    them unscored, for one run each (which fails or scores as the plain search's fits would)."""
+    try:
+        settings = [{**defaults, **candidates[i]} for i in members]
+        run = train_stacked(settings[0], fold.X_train, fold.y_train, settings)
+    except Exception:
+        return
+    fold.fits += run.trajectories
+    for n, i in enumerate(members):
+        try:  # non-finite weights: MLPClassifier.fit raises, the plain search records NaN
+            results[i] = fold.score(responses_of(run.fitted(n), fold.X_valid, fold.n_classes)) \
+                if run.members[n].finite() else fold.failed()
+        except Exception:
+            results[i] = fold.failed()
+
+
 def score_perceptron(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
+    """Stacks of adam runs trained together where that trains exactly as MLPClassifier (checked once per
+    process: stacking_is_exact); every other candidate by _score_runs."""
+    defaults = base.get_params(deep=False)
+    results: list[list[float] | None] = [None] * len(candidates)
+    if stacking_is_exact():
+        for members in _stacks(defaults, candidates):
+            _score_stack(fold, defaults, candidates, members, results)
+    rest = [i for i, r in enumerate(results) if r is None]
+    for i, scores in zip(rest, _score_runs(fold, base, [candidates[i] for i in rest])):
+        results[i] = scores
+    return results
+
+
+def _score_runs(fold: Fold, base, candidates: list[dict]) -> list[list[float]]:
+    """One training run per plan_perceptron fit, each member's weights copied at its own stopping epoch."""
     defaults = base.get_params(deep=False)
     base = perceptron_class()(**defaults)  # trains as MLPClassifier does, without its per-batch overhead
     results: list[list[float] | None] = [None] * len(candidates)
+    if not candidates:
+        return results
     plan = plan_perceptron(base, candidates, len(fold.y_train))
     rules: dict[int, list[_Stopping]] = {}  # id of a shared fit's params -> its members' stopping rules
     for shared in plan:

@@ -192,3 +192,29 @@ def test_mean_scores_add_the_folds_in_scikit_learns_order():
     flat = table[:, :, 0].T.ravel().tolist()  # GridSearchCV's scores: a list, candidate by candidate
     sklearn = np.average(np.array(flat, dtype=np.float64).reshape(60, 10), axis=1)
     assert np.array_equal(result.mean("accuracy"), sklearn)
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "wine"])
+def test_milo_ml_mlp_random_search_trained_in_stacks_scores_like_plain(data, monkeypatch):
+    """MILO-ML's own MLP distributions (alpha uniform(0, 4), tols, max_iter 300/400, six layer
+    shapes, tanh/relu): candidates sharing layers and activation are trained together
+    (engine/perceptron_stack.py), and every fold score, rank and choice is the plain search's."""
+    from milo_tui.engine import search
+
+    stacked = []
+    train = search.train_stacked
+    monkeypatch.setattr(search, "train_stacked", lambda p, X, y, members: stacked.append(len(members)) or
+                        train(p, X, y, members))
+    space = SearchSpace("milo-ml", 12, ("random",), seed=7)
+    fast, plain = _compare(PipelineSpec("std", "none", "mlp", "random"), space, data, folds=2)
+    assert len(fast.candidates) == 12 and sum(stacked) == 2 * 9  # 9 of the 12 draws share layers and activation
+    assert fast.fits == plain.fits  # every candidate has its own alpha: as many trajectories as fits
+
+
+def test_mlp_search_trains_one_network_at_a_time_when_stacking_is_not_exact(monkeypatch):
+    from milo_tui.engine import search
+
+    monkeypatch.setattr(search, "stacking_is_exact", lambda: False)
+    monkeypatch.setattr(search, "train_stacked", lambda *args: pytest.fail("stacked training was used"))
+    space = _space(mlp={**STOPPING_GRID, "solver": ["adam"]})
+    _compare(PipelineSpec("std", "none", "mlp", "grid"), space, "wine")
