@@ -1,12 +1,18 @@
 """TUI benchmark: model browser at 10,000 rows, and event-to-screen lag at ~2,000 events/s.
 
-Run: python benchmarks/bench_tui.py [--rows 10000] [--models 3000] [--size 120x40]
+Run: python benchmarks/bench_tui.py [--rows 10000] [--models 3000] [--size 120x40] [--refresh SECONDS ...] [--per-event]
 Prints timings measured in this one run, side by side:
   * browser: load / sort / filter / incremental add, against a plain sorted() of the same rows
     (the floor any UI pays), as ratios; then a live run filling the browser 20 rows per tick;
   * lag: seconds from an event's timestamp (stamped by the writer) to the end of the screen update
     that showed it (Textual's call_after_refresh after the refresh tick), with the app's 5 Hz
     coalesced refresh versus a 100 Hz "repaint nearly every batch" refresh, under the same stream.
+    `--refresh SECONDS [SECONDS ...]` replaces those two with the given periods, run in that order
+    (e.g. `--skip-browser --refresh 0.2 0.1 0.2 0.1` alternates 5 and 10 Hz).
+
+`--per-event` measures only the per-event work, without a screen: microseconds per event to read
+(split the pipe's bytes into lines and decode them) and to fold them into RunState, on the lag
+run's own event stream. Seconds to run; fine beside other work, as it measures CPU, not lag.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ WORK = Path(tempfile.mkdtemp(prefix="milo-bench-"))  # every project and the set
 atexit.register(shutil.rmtree, WORK, True)
 os.environ.setdefault("XDG_CONFIG_HOME", str(WORK / "config"))
 
+from milo_tui import events as ev  # noqa: E402
 from milo_tui.tui.app import REFRESH_SECONDS, MiloApp  # noqa: E402
-from milo_tui.runstate import ModelRow  # noqa: E402
+from milo_tui.runstate import ModelRow, RunState  # noqa: E402
 from milo_tui.tui.widgets.browser import best_key  # noqa: E402
-from tui_fakes import FakeStore, fake_engine_starter, metrics_for, split_for_bench  # noqa: E402
+from tui_fakes import (FakeStore, encode_halves, fake_engine_starter, metrics_for, split_for_bench,  # noqa: E402
+                       synthetic_run)
 
 
 SIZE = (120, 40)  # the terminal: 120x40 is the wide layout (dashboard, browser, event log); 80x24 shows one tab
@@ -198,6 +206,45 @@ def first_open_in_fresh_processes(project: Path, look_seconds: float) -> None:
         print(f"  {label:<14} 1st {first * 1000:7.1f} ms   2nd {second * 1000:7.1f} ms   3rd {third * 1000:7.1f} ms")
 
 
+PIPE_CHUNK = 1 << 16  # what events.read_pipe asks os.read for
+
+
+def bench_per_event(models: int, repeats: int = 5) -> dict[str, float]:
+    """Microseconds per event to read (split + decode) and to apply, best of `repeats`.
+
+    The bytes are the lag run's: the fake engine's stream for `models` models,
+    encoded as it writes them, cut in the pipe reader's chunk size.
+    """
+    stamp = repr(round(time.time(), 3)).encode()
+    data = b"".join(before + stamp + after for before, after in encode_halves(list(synthetic_run(models))))
+    chunks = [data[start:start + PIPE_CHUNK] for start in range(0, len(data), PIPE_CHUNK)]
+
+    def read() -> list[ev.DecodedLines]:
+        splitter = ev.LineSplitter()
+        return [ev.decode_lines(splitter.feed(chunk)) for chunk in chunks]
+
+    def apply(batches: list[ev.DecodedLines]) -> RunState:
+        state = RunState()
+        for batch in batches:
+            state.apply_batch(batch.events, batch.errors)
+        return state
+
+    def best_seconds(work, *args) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            work(*args)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    batches = read()
+    count = sum(len(batch.events) for batch in batches)
+    assert count and not any(batch.errors for batch in batches)
+    return {"events": float(count), "bytes per event": len(data) / count,
+            "read (split + decode) us/event": best_seconds(read) / count * 1e6,
+            "apply (RunState) us/event": best_seconds(apply, batches) / count * 1e6}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
@@ -208,9 +255,20 @@ def main() -> None:
     parser.add_argument("--first-open", type=Path, metavar="PROJECT",
                         help="only measure the first model opened after start, on this trained project")
     parser.add_argument("--look", type=float, default=3.0, help="seconds before the first open (--first-open)")
+    parser.add_argument("--refresh", type=float, nargs="+", default=[REFRESH_SECONDS, 0.01], metavar="SECONDS",
+                        help=f"the app's refresh period of each lag run, in this order, one column each "
+                             f"(default: {REFRESH_SECONDS} as shipped, then 0.01, nearly every batch); "
+                             f"e.g. --refresh 0.2 0.1 0.2 0.1 alternates 5 and 10 Hz")
+    parser.add_argument("--per-event", action="store_true",
+                        help="only the per-event work (read and apply), no screen")
     args = parser.parse_args()
     if args.first_open:
         first_open_in_fresh_processes(args.first_open, args.look)
+        return
+    if args.per_event:
+        print(f"Per-event work on the lag run's stream ({args.models} models), best of 5:")
+        for name, value in bench_per_event(args.models).items():
+            print(f"  {name:<32} {value:9.2f}")
         return
 
     global SIZE
@@ -231,15 +289,14 @@ def main() -> None:
 
     print(f"\nEvent-to-screen lag, fake engine writing {args.rate:.0f} events/s ({args.models} models), "
           f"Models tab shown:")
-    coalesced = asyncio.run(bench_lag(args.models, args.rate, REFRESH_SECONDS))
-    eager = asyncio.run(bench_lag(args.models, args.rate, 0.01))
-    shipped = f"{1 / REFRESH_SECONDS:.0f} Hz"
-    print(f"  {'':<18} {shipped + ' (shipped)':>16} {'100 Hz':>12}   ratio 100Hz/{shipped.replace(' ', '')}")
-    for name in coalesced:
-        a, b = coalesced[name], eager[name]
-        ratio = (b / a) if a else float("nan")
-        print(f"  {name:<18} {a:16.3f} {b:12.3f}   {ratio:6.2f}")
-
+    runs = [asyncio.run(bench_lag(args.models, args.rate, seconds)) for seconds in args.refresh]
+    labels = [f"{1 / seconds:g} Hz" + (" (shipped)" if seconds == REFRESH_SECONDS else "") for seconds in args.refresh]
+    ratio = f"ratio {labels[-1].split(' (')[0]}/{labels[0].split(' (')[0]}".replace(" Hz", "Hz")
+    print(f"  {'':<18}" + "".join(f"{label:>16}" for label in labels) + f"   {ratio}")
+    for name in runs[0]:
+        values = [run[name] for run in runs]
+        share = values[-1] / values[0] if values[0] else float("nan")
+        print(f"  {name:<18}" + "".join(f"{value:16.3f}" for value in values) + f"   {share:6.2f}")
 
 if __name__ == "__main__":
     main()

@@ -300,7 +300,7 @@ def _main() -> int:
 BURST_SECONDS = 0.01  # the paced writer wakes 100 times a second
 
 
-def _encode_halves(stream: list[tuple[str, dict[str, Any]]]) -> list[tuple[bytes, bytes]]:
+def encode_halves(stream: list[tuple[str, dict[str, Any]]]) -> list[tuple[bytes, bytes]]:
     """Each event as the bytes before and after its timestamp, so a burst only formats one ts.
 
     Same bytes as EventWriter (Event.to_json), which costs ~0.5 ms an event in
@@ -320,7 +320,7 @@ def _write_at_rate(paths: ProjectPaths, event_fd: int, stream: list, rate: float
     The pipe is blocking: if the reader falls behind, the writer slows down
     and the achieved rate (printed to stderr, i.e. the engine log) shows it.
     """
-    halves = _encode_halves(stream)
+    halves = encode_halves(stream)
     journal = open(paths.events, "ab", buffering=0)
     started = time.perf_counter()
     sent = 0
