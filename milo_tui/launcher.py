@@ -20,7 +20,7 @@ from milo_tui.project import ProjectPaths
 @dataclass
 class EngineProcess:
     popen: subprocess.Popen
-    event_fd: int  # read end of the event pipe; closed by close()
+    event_fd: int  # read end of the event pipe; closed by close(), then -1
     paths: ProjectPaths
 
     @property
@@ -36,8 +36,13 @@ class EngineProcess:
                 pass
 
     def close(self) -> None:
+        """Close the pipe's read end, once. The app closes it when it unmounts and `milo run` again after:
+        a second os.close of the same number would close whatever file has reused it since."""
+        fd, self.event_fd = self.event_fd, -1
+        if fd < 0:
+            return
         try:
-            os.close(self.event_fd)
+            os.close(fd)
         except OSError:
             pass
 
