@@ -1,7 +1,9 @@
+import json
 import os
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from milo_tui import events as ev
 
@@ -124,3 +126,73 @@ def test_schema_file_is_valid_and_covers_every_type():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     covered = {rule["if"]["properties"]["type"]["const"] for rule in SCHEMA["allOf"]}
     assert covered == set(ev.EVENT_TYPES)
+
+
+# The reader's fast paths (one shared JSON decoder, one split per chunk) must read exactly what the
+# plain ones did: these compare them with json.loads and with a line-at-a-time splitter.
+
+def _decoded_by_json_loads(line: bytes) -> ev.Event | str:
+    """What decode() gives, computed with json.loads as the reader did before sharing one decoder."""
+    try:
+        obj = json.loads(line.decode("utf-8"), parse_constant=ev._reject_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return f"not JSON: {exc}"
+    except ValueError as exc:
+        return str(exc)
+    return ev.Event(obj["type"], obj.get("data", {}), obj["seq"], float(obj["ts"]), obj["v"])
+
+
+@pytest.mark.parametrize("line", [
+    b'{"v":1,"seq":0,"ts":1,"type":"log","data":{"message":"ok"}}',
+    b'  \t{"v":1,"seq":0,"ts":1,"type":"log"}\r',  # JSON whitespace either side
+    b'\xef\xbb\xbf{"v":1,"seq":0,"ts":1,"type":"log"}',  # a byte-order mark: json.loads refuses it
+    b'{"v":1,"seq":0,"ts":1,"type":"log","data":{"x":NaN}}',
+    b'{"v":1,"seq":0,"ts":1,"type":"log","data":{"x":-Infinity}}',
+    b'{"v":1,"seq":0,"ts":1,"type":"log"} {"v":1,"seq":1,"ts":1,"type":"log"}',  # extra data
+    b'{"v":1,"seq":0,"ts":1,"type":"log","data":' + b"[" * 5000 + b"]" * 5000 + b"}",  # too deep
+    b'{"v":1,"seq":0,"ts":1,"type":"log",',
+])
+def test_decode_reads_and_refuses_what_json_loads_does(line):
+    expected = _decoded_by_json_loads(line)
+    try:
+        assert ev.decode(line) == expected
+    except ev.EventDecodeError as exc:
+        assert str(exc) == expected
+
+
+def _split_one_line_at_a_time(chunks: list[bytes]) -> list[bytes]:
+    """The splitter as it was before it split each chunk in one pass: find, cut, shift, per line."""
+    lines: list[bytes] = []
+    buffer, discarding = bytearray(), False
+    for chunk in chunks:
+        buffer += chunk
+        while True:
+            cut = buffer.find(b"\n")
+            if cut < 0:
+                if len(buffer) > ev.MAX_LINE_BYTES:
+                    if not discarding:
+                        lines.append(b"\x00oversized")
+                    discarding = True
+                    buffer.clear()
+                break
+            line = bytes(buffer[:cut])
+            del buffer[: cut + 1]
+            if discarding:
+                discarding = False
+                continue
+            if line.strip():
+                lines.append(line)
+    return lines + [bytes(buffer)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from([b"\n", b"{}", b"  ", b"abcdefgh", b"x" * 20, b"\r\n", b"\n\n"]), max_size=40),
+       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8))
+def test_splitter_gives_the_lines_of_a_one_line_at_a_time_splitter_in_any_chunking(monkeypatch, pieces, cuts):
+    monkeypatch.setattr(ev, "MAX_LINE_BYTES", 24)  # small, so oversized lines happen within a chunk and across chunks
+    data = b"".join(pieces)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    splitter = ev.LineSplitter()
+    lines = [line for chunk in chunks for line in splitter.feed(chunk)]
+    assert lines + [splitter.pending()] == _split_one_line_at_a_time(chunks)
