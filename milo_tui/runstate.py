@@ -13,6 +13,7 @@ import math
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 from milo_tui import events as ev
@@ -69,6 +70,12 @@ class ModelRow:
 
     def best_order_key(self) -> tuple[float, ...]:
         """The best-model order (milo_tui.keys.BEST_ORDER; higher is better)."""
+        return self._best_order
+
+    @cached_property
+    def _best_order(self) -> tuple[float, ...]:
+        # Computed once per row: RunState compares every new row with the best one, and the browser
+        # sorts by it. Rows are not changed once built (a newer event or report.csv row is a new row).
         return best_order_key(self.metrics)
 
     def search_text(self) -> str:
@@ -117,7 +124,12 @@ def _number(value: Any) -> float | None:
     return None
 
 
+_EXACT_FLOAT_INT = 2 ** 53  # up to here an int survives the float round trip below unchanged
+
+
 def _int_or_none(value: Any) -> int | None:
+    if type(value) is int and -_EXACT_FLOAT_INT <= value <= _EXACT_FLOAT_INT:
+        return value  # the usual case (counts, bytes), several per event: no round trip through float
     number = _number(value)
     return int(number) if number is not None else None
 
@@ -352,11 +364,12 @@ class RunState:
     # ----- other inputs ----------------------------------------------------
     def add_model(self, row: ModelRow, prefer_existing: bool = False) -> None:
         """Add or replace a browser row; a report.csv row beats a live event's."""
-        existing = self.models.get(row.row_id)
+        row_id = row.row_id
+        existing = self.models.get(row_id)
         if existing is not None and prefer_existing and existing.report:
             return
-        self.models[row.row_id] = row
-        self.pending_rows.append(row.row_id)
+        self.models[row_id] = row
+        self.pending_rows.append(row_id)
         if not row.is_per_class and (self.best is None or row.best_order_key() > self.best.best_order_key()):
             self.best = row
         self.version += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from milo_tui import events as ev
 from milo_tui.tui import charts, project_files
@@ -231,3 +232,40 @@ def test_sizes_are_binary_units_like_free_and_htop():
 
     assert [format_size(n) for n in (512, 1536, 210 * 2**20, int(7.6 * 2**30), 3 * 2**40)] == [
         "512 B", "1.5 KiB", "210.0 MiB", "7.6 GiB", "3.0 TiB"]
+
+
+_METRIC = st.one_of(st.none(), st.sampled_from([0.5, 0.7, 0.9]), st.just(float("nan")), st.just("0.8"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["main", "per-class"]), _METRIC, _METRIC, _METRIC,
+                               st.booleans()), max_size=30))
+def test_best_model_is_the_first_row_added_that_beat_every_earlier_one(rows):
+    # Each row computes its best-order key once (RunState compares every new row with the best): the
+    # best must still be what comparing every added row with the best so far gives (replacements,
+    # per-class rows, ties, missing and NaN metrics included).
+    state, expected = RunState(), None
+    for index, (key_number, kind, snsp, sens, f1, from_report) in enumerate(rows):
+        row = ModelRow(key=f"std__none__lr__grid__roc_auc__{key_number}", phase="main",
+                       class_type="ovr" if kind == "per-class" else "binary",
+                       class_index=index % 2 if kind == "per-class" else None,
+                       metrics={"avg_sn_sp": snsp, "sensitivity": sens, "f1": f1},
+                       report={"key": "x"} if from_report else {})
+        existing = state.models.get(row.row_id)
+        kept = existing is not None and existing.report and index % 3 == 0  # prefer_existing below
+        state.add_model(row, prefer_existing=index % 3 == 0)
+        if not kept and not row.is_per_class and (
+                expected is None or row.best_order_key() > expected.best_order_key()):
+            expected = row
+        assert state.best_model is expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    (7, 7), (-3, -3), (2 ** 53, 2 ** 53),
+    (2 ** 60 + 1, int(float(2 ** 60 + 1))),  # beyond a float's exact range: the float round trip, as always
+    (10 ** 400, None), (True, None), (None, None), (7.9, 7), ("12", 12), (float("inf"), None),
+])
+def test_event_integers_read_as_before_the_fast_path_for_ints(value, expected):
+    from milo_tui.runstate import _int_or_none
+
+    assert _int_or_none(value) == expected
