@@ -127,3 +127,27 @@ def test_roc_auc_keeps_scikit_learns_nan_and_errors():
 
 def test_roc_auc_of_other_labels_goes_to_scikit_learn():
     assert roc_auc(np.array(["no", "yes", "yes"]), np.array([0.2, 0.9, 0.4])) == 1.0
+
+
+@pytest.mark.parametrize("algorithm,data", [("lr", "breast_cancer"), ("knn", "breast_cancer"), ("knn", "wine")])
+def test_the_search_scores_real_models_exactly_as_with_roc_auc_score(monkeypatch, algorithm, data):
+    """On real decision values and probabilities (k-NN: few distinct values, many ties), every fold
+    score of a search is the one scikit-learn's roc_auc_score gives, bit for bit."""
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    from milo_tui.engine import search
+    from milo_tui.engine.grids import SearchSpace
+    from milo_tui.engine.space import PipelineSpec
+
+    X, y = (load_breast_cancer if data == "breast_cancer" else load_wine)(return_X_y=True)
+    X, y = X[::2], y[::2]
+    spec = PipelineSpec("std", "none", algorithm, "grid")
+    space = SearchSpace("milo-ml", random_iterations=6, searchers=("grid",), seed=7, overrides={})
+
+    def run():
+        return search.run_search(spec, space, X, y, scorers=["roc_auc"], cv_folds=3, seed=7).scores["roc_auc"]
+
+    ours = run()
+    assert np.isfinite(ours).all()
+    monkeypatch.setattr(search, "roc_auc", lambda y_true, y_score: roc_auc_score(y_true, y_score, multi_class="ovr"))
+    assert np.array_equal(ours, run())
