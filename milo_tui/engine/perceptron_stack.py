@@ -328,6 +328,8 @@ def _stack_class() -> type:
         _tracks: list[_Track] = []
 
         def _fit_stochastic(self, X, y, sample_weight, *args, **kwargs):
+            if X.dtype != np.float64:  # MLPClassifier would train in float32: the stack is float64
+                raise ValueError("train_stacked trains float64 data only")
             _train(self, X, y, self._tracks)
 
     return StackStarter

@@ -60,6 +60,8 @@ def test_settings_it_does_not_reproduce_are_refused():
     for other in (dict(solver="sgd"), dict(early_stopping=True), dict(batch_size=32), dict(shuffle=False)):
         with pytest.raises(ValueError):
             train_stacked({**MLPClassifier().get_params(), **other}, X, y, MEMBERS)
+    with pytest.raises(ValueError):  # MLPClassifier would train float32 data in float32
+        train_stacked(MLPClassifier().get_params(), X.astype(np.float32), y, MEMBERS)
 
 
 def test_self_check_refuses_a_stack_whose_arithmetic_differs(monkeypatch):
