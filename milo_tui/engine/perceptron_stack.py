@@ -289,7 +289,28 @@ def _backprop(stack: _Stack, X_batch, y_batch, model, binary: bool) -> np.ndarra
     return loss
 
 
+STACK_BYTES = 16 * 2**20  # at most this much working memory per stack (memory/estimate.py counts it)
+
+
+def _bytes_per_network(model, batch_rows: int) -> int:
+    """One network's share of a stack: its parameters, gradients, two Adam moments and the update's
+    temporaries (8 arrays of P), and per layer its activations, deltas and derivative temporaries."""
+    parameters = sum(c.size for c in model.coefs_) + sum(b.size for b in model.intercepts_)
+    units = sum(b.size for b in model.intercepts_)
+    return 8 * (8 * parameters + 5 * batch_rows * units)
+
+
 def _train(model, X: np.ndarray, y: np.ndarray, tracks: list[_Track]) -> None:
+    """Every track trained as MLPClassifier would, in stacks of at most STACK_BYTES: each stack starts
+    from the RandomState as the model's set-up left it, so it draws the same row orders."""
+    per_stack = max(1, STACK_BYTES // _bytes_per_network(model, min(200, X.shape[0])))
+    state = model._random_state.get_state()
+    for start in range(0, len(tracks), per_stack):
+        model._random_state.set_state(state)
+        _train_stack(model, X, y, tracks[start:start + per_stack])
+
+
+def _train_stack(model, X: np.ndarray, y: np.ndarray, tracks: list[_Track]) -> None:
     """MLPClassifier._fit_stochastic (adam, batch_size "auto", shuffle, no early stopping) for every
     track at once, from the initial weights and RandomState `model` has just set up."""
     from sklearn.utils import gen_batches

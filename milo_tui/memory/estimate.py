@@ -36,6 +36,9 @@ SVM_NODE = 16  # libsvm's svm_node {int index; double value}, padded
 KNN_WORKING_MEMORY = 1024 * 1024 * 1024  # sklearn.get_config()["working_memory"] MiB
 MLP_HIDDEN = 200  # the widest hidden layer a search is assumed to try
 MLP_BATCH = 200
+# The search trains adam MLPs that share their random draws as stacks, each within this much working
+# memory (engine/perceptron_stack.py STACK_BYTES; a test keeps the two equal).
+MLP_STACK_BYTES = 16 * 2**20
 GB_STAGES = 300
 SAFETY = 1.25  # multiplies the variable part: allocator slack, temporary arrays, Python objects
 FIXED_OVERHEAD = 16 * 1024 * 1024
@@ -77,7 +80,8 @@ def _algorithm_fit_bytes(algorithm: str, n: float, m: int, k: int, n_test: float
         return n * m * 4 * 2 + 6 * per_row_classes + stages  # float32 copies of X, raw predictions and gradients
     if algorithm == "mlp":
         weights = (m * MLP_HIDDEN + MLP_HIDDEN * k) * FLOAT
-        return data + 3 * weights + 4 * MLP_BATCH * MLP_HIDDEN * FLOAT  # weights + two Adam moments + activations
+        one = 3 * weights + 4 * MLP_BATCH * MLP_HIDDEN * FLOAT  # weights + two Adam moments + activations
+        return data + max(one, MLP_STACK_BYTES)  # a stack holds several networks, a lone one what it needs
     raise ValueError(f"unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
 
 

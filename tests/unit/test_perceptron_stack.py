@@ -80,3 +80,25 @@ def test_self_check_refuses_a_stack_whose_arithmetic_differs(monkeypatch):
 
     monkeypatch.setattr(perceptron_stack._Adam, "update", off)
     assert not _check()
+
+
+@pytest.mark.parametrize("budget", [1, 250_000])
+def test_stacks_split_to_stay_within_their_memory_budget_train_the_same(monkeypatch, budget):
+    """A budget of one network per stack, and of about two: each stack starts from the same RandomState."""
+    X, y = _data("wine")
+    params = {**MLPClassifier().get_params(), "hidden_layer_sizes": (5, 5), "learning_rate_init": 0.01,
+              "random_state": 5}
+    stacks = []
+    train_stack = perceptron_stack._train_stack
+    monkeypatch.setattr(perceptron_stack, "STACK_BYTES", budget)
+    monkeypatch.setattr(perceptron_stack, "_train_stack", lambda m, X, y, tracks: stacks.append(len(tracks)) or
+                        train_stack(m, X, y, tracks))
+    run = train_stacked(params, X, y, MEMBERS)
+    assert stacks == ([1, 1, 1, 1] if budget == 1 else [2, 2])
+    assert same_as_mlpclassifier(run, params, X, y)
+
+
+def test_memory_estimate_counts_the_stacks_budget():
+    from milo_tui.memory import estimate
+
+    assert estimate.MLP_STACK_BYTES == perceptron_stack.STACK_BYTES
