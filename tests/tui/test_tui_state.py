@@ -269,3 +269,12 @@ def test_event_integers_read_as_before_the_fast_path_for_ints(value, expected):
     from milo_tui.runstate import _int_or_none
 
     assert _int_or_none(value) == expected
+
+
+@pytest.mark.parametrize("value, shown", [(0.87654, "0.877"), (1, "1.000"), (None, "-"), (True, "-"), ("0.5", "-")])
+def test_metric_cells_show_floats_ints_and_missing_values_as_before(value, shown):
+    # The metric cell takes a shortcut for floats (every new row formats eight); other values take
+    # ModelRow.metric's checks: ints are numbers, a bool or text is not.
+    from milo_tui.tui.widgets.browser import COLUMN_BY_KEY
+
+    assert COLUMN_BY_KEY["roc_auc"].render(ModelRow(key="k", metrics={"roc_auc": value})) == shown

@@ -71,7 +71,13 @@ def _metric_column(key: str, label: str, name: str, lower_is_better: bool = Fals
         metric = row.metric(name)
         return missing if metric is None else metric
 
-    return Column(key, label, value, lambda row: fmt.metric(row.metric(name)), not lower_is_better)
+    def render(row: ModelRow) -> str:
+        metric = row.metrics.get(name)
+        if metric.__class__ is float:  # the usual case again: every new row formats eight metrics
+            return fmt.metric(metric)  # type: ignore[arg-type]
+        return fmt.metric(row.metric(name))
+
+    return Column(key, label, value, render, not lower_is_better)
 
 
 def _class_text(row: ModelRow) -> str:

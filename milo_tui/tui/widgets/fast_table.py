@@ -53,7 +53,7 @@ class _LoadedRow:
 
 
 def _width(cell: Any) -> int:
-    text = "" if cell is None else str(cell)
+    text = cell if isinstance(cell, str) else ("" if cell is None else str(cell))  # no copy of a str cell
     return len(text) if text.isascii() else cell_len(text)
 
 
@@ -112,7 +112,7 @@ class FastOrderedTable(OrderedTable):
     def load_rows(self, rows: list[tuple[str, list[Any]]]) -> None:
         """Append many rows with their bookkeeping set directly (no per-row measuring or refresh)."""
         was_empty = self.row_count == 0
-        columns = self.ordered_columns
+        column_keys = [column.key for column in self.ordered_columns]
         data, table_rows = self._data, self.rows
         start = len(data)
         keys: list[RowKey] = []
@@ -120,7 +120,7 @@ class FastOrderedTable(OrderedTable):
             loaded = self._loaded.get(key)
             if loaded is None or loaded.cells is not cells:
                 row_key = RowKey(key)
-                loaded = _LoadedRow(cells, row_key, {column.key: cell for column, cell in zip(columns, cells)},
+                loaded = _LoadedRow(cells, row_key, dict(zip(column_keys, cells)),
                                     Row(row_key, 1, None, False), tuple(map(_width, cells)))
                 self._loaded[key] = loaded
             row_key = loaded.key
