@@ -14,13 +14,19 @@ one weight trajectory (a `_Track`), each member copying its weights at its own s
 
 How it stays exact: the K tracks' weights are (K, fan_in, fan_out) arrays. np.matmul on stacked
 arrays calls, per network slice, the same BLAS routine with the same shapes as the 2-D product;
-elementwise operations (activations, derivatives, Adam, which is scikit-learn's own AdamOptimizer
-on the stacked arrays) give the same value per element wherever it sits; the reductions (the
-loss's mean over rows, the L2 term's dot products, the intercept gradients' sums over rows) keep
-each network's numbers along the same axis layout, so numpy adds them in the same order as for one
-network. Each member's scalar state (loss curve, best loss, no-improvement count, its own tol,
-n_iter_no_change and max_iter) is followed as MLPClassifier._update_no_improvement_count does;
-a track whose members have all stopped leaves the stack.
+elementwise operations (activations, derivatives, and Adam: scikit-learn's AdamOptimizer formulas,
+operation for operation, run once over all K networks' parameters) give the same value per element
+wherever it sits; the reductions (the loss's mean over rows, the L2 term's dot products, the
+intercept gradients' sums over rows) keep each network's numbers along the same axis layout, so
+numpy adds them in the same order as for one network. Each member's scalar state (loss curve, best
+loss, no-improvement count, its own tol, n_iter_no_change and max_iter) is followed as
+MLPClassifier._update_no_improvement_count does; a track whose members have all stopped leaves the
+stack.
+
+What it costs: the per-call overhead once per stack and batch instead of once per network; the
+arithmetic is the same. Large intermediates reuse buffers (a fresh multi-megabyte array per
+operation page-faults, which cost more than the arithmetic), and a stack holds at most STACK_BYTES
+of working memory: more networks train as several stacks, each from the same RandomState state.
 
 Safety: those are assumptions about numpy/BLAS and private scikit-learn internals. Before the first
 use in a process, `stacking_is_exact` trains small stacks (binary and 3-class, tanh and relu, one
