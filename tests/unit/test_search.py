@@ -218,3 +218,17 @@ def test_mlp_search_trains_one_network_at_a_time_when_stacking_is_not_exact(monk
     monkeypatch.setattr(search, "train_stacked", lambda *args: pytest.fail("stacked training was used"))
     space = _space(mlp={**STOPPING_GRID, "solver": ["adam"]})
     _compare(PipelineSpec("std", "none", "mlp", "grid"), space, "wine")
+
+
+def test_a_stacked_network_with_non_finite_weights_scores_nan_as_the_plain_search_records(monkeypatch):
+    """MLPClassifier.fit raises on non-finite weights and the plain search records NaN for that fit."""
+    from milo_tui.engine import perceptron_stack
+    from milo_tui.engine.search import Fold, score_perceptron
+    from milo_tui.engine.space import make_classifier
+
+    X, y = _data("wine")
+    monkeypatch.setattr(perceptron_stack.Member, "finite", lambda member: member.alpha != 1.0)
+    fold = Fold(X[::2], y[::2], X[1::2], y[1::2], 3, ["accuracy", "roc_auc"])
+    candidates = [dict(alpha=a, hidden_layer_sizes=(5,), max_iter=10) for a in (0.1, 1.0, 2.0)]
+    scores = score_perceptron(fold, make_classifier("mlp", seed=7), candidates)
+    assert np.isnan(scores[1]).all() and not np.isnan(scores[0]).any() and not np.isnan(scores[2]).any()
