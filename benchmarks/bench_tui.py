@@ -207,9 +207,10 @@ def first_open_in_fresh_processes(project: Path, look_seconds: float) -> None:
 
 
 PIPE_CHUNK = 1 << 16  # what events.read_pipe asks os.read for
+PER_EVENT_REPEATS = 7
 
 
-def bench_per_event(models: int, repeats: int = 7) -> dict[str, float]:
+def bench_per_event(models: int, repeats: int = PER_EVENT_REPEATS) -> dict[str, float]:
     """CPU microseconds per event to read (split + decode) and to apply, best of `repeats`.
 
     The bytes are the lag run's: the fake engine's stream for `models` models,
@@ -267,7 +268,8 @@ def main() -> None:
         first_open_in_fresh_processes(args.first_open, args.look)
         return
     if args.per_event:
-        print(f"Per-event work on the lag run's stream ({args.models} models), best of 7 (CPU time):")
+        print(f"Per-event work on the lag run's stream ({args.models} models), CPU time, "
+              f"best of {PER_EVENT_REPEATS}:")
         for name, value in bench_per_event(args.models).items():
             print(f"  {name:<32} {value:9.2f}")
         return
@@ -291,13 +293,14 @@ def main() -> None:
     print(f"\nEvent-to-screen lag, fake engine writing {args.rate:.0f} events/s ({args.models} models), "
           f"Models tab shown:")
     runs = [asyncio.run(bench_lag(args.models, args.rate, seconds)) for seconds in args.refresh]
-    labels = [f"{1 / seconds:g} Hz" + (" (shipped)" if seconds == REFRESH_SECONDS else "") for seconds in args.refresh]
-    ratio = f"ratio {labels[-1].split(' (')[0]}/{labels[0].split(' (')[0]}".replace(" Hz", "Hz")
-    print(f"  {'':<18}" + "".join(f"{label:>16}" for label in labels) + f"   {ratio}")
+    rates = [f"{1 / seconds:g}Hz" for seconds in args.refresh]
+    labels = [rate + (" (shipped)" if seconds == REFRESH_SECONDS else "") for rate, seconds in zip(rates, args.refresh)]
+    print(f"  {'':<18}" + "".join(f"{label:>16}" for label in labels) + f"   ratio {rates[-1]}/{rates[0]}")
     for name in runs[0]:
         values = [run[name] for run in runs]
-        share = values[-1] / values[0] if values[0] else float("nan")
-        print(f"  {name:<18}" + "".join(f"{value:16.3f}" for value in values) + f"   {share:6.2f}")
+        ratio = values[-1] / values[0] if values[0] else float("nan")
+        print(f"  {name:<18}" + "".join(f"{value:16.3f}" for value in values) + f"   {ratio:6.2f}")
+
 
 if __name__ == "__main__":
     main()
