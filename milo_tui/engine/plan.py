@@ -45,12 +45,13 @@ OVR_WORK = 0.5  # an OvR model's rough cost, as a share of its main model's (wha
 
 @dataclass(frozen=True)
 class Work:
-    """What the ETA weighs models by: each pipeline's rough seconds (memory/estimate.py), so that an
-    hour of boosting ahead is not counted like an hour of naive Bayes. Units are relative; only
-    shares matter. Without the data's size (a plan made in a test) every main model weighs 1 and
-    the ETA is the plain rate of models."""
+    """What the ETA starts from: each pipeline's rough seconds (memory/estimate.py), so that an hour
+    of boosting ahead is not counted like an hour of naive Bayes; engine/workmeter.py corrects them
+    with the seconds pipelines really take. Without the data's size (a plan made in a test) every
+    main model weighs 1."""
 
     per_model: dict[str, float]  # pipeline name -> one of its main models' share of the pipeline's seconds
+    models: dict[str, int]  # pipeline name -> its main models
     main_total: float  # every main model of the run, done or not
     done: float  # models (main and OvR) finished before this run (resume)
 
@@ -76,7 +77,7 @@ class Plan:
     already_done: int  # models finished before this run (resume)
     space: SearchSpace  # the grids and random draws every search uses
     search: dict  # candidates and CV fits per pipeline (metadata.json)
-    work: Work = field(default_factory=lambda: Work({}, 0.0, 0.0))
+    work: Work = field(default_factory=lambda: Work({}, {}, 0.0, 0.0))
 
     @property
     def ovr_total(self) -> int:
@@ -86,11 +87,6 @@ class Plan:
     @property
     def total(self) -> int:
         return self.main_total + self.ovr_total
-
-    @property
-    def work_total(self) -> float:
-        """Every model's work if every main model finishes (the OvR phase recounts, as `total` does)."""
-        return self.work.main_total * (1 + self.n_classes * OVR_WORK) if self.ovr else self.work.main_total
 
 
 def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_class: int | None = None,
@@ -104,6 +100,7 @@ def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_c
     main_units: list[Unit] = []
     main_total = 0
     per_model: dict[str, float] = {}
+    models: dict[str, int] = {}
     work_total = 0.0
     for spec in pipelines:
         count = models_per_pipeline(spec, s["scorers"], s["top_k"], space, smallest_class)
@@ -112,11 +109,12 @@ def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_c
         seconds = (pipeline_seconds(spec.algorithm, spec.selector, search["pipelines"][spec.name], fit_rows,
                                     features, s["cv_folds"]) if fit_rows and features else float(count))
         per_model[spec.name] = seconds / max(1, count)
+        models[spec.name] = count
         work_total += seconds
         if not all(k in done_keys for k in keys):  # rows of one pipeline are written together
             main_units.append(Unit("main", spec, keys))
     ovr = n_classes > 2 and bool(s["reoptimize_ovr"])
-    work = Work(per_model, work_total, 0.0)
+    work = Work(per_model, models, work_total, 0.0)
     work = replace(work, done=sum(work.of_key(k) for k in done_keys))
     return Plan(pipelines, main_units, main_total, n_classes, ovr, already_done=len(done_keys), space=space,
                 search=search, work=work)

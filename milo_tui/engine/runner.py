@@ -33,11 +33,12 @@ from milo_tui.engine.data import DataSummary, map_arrays, prepare_data
 from milo_tui.engine.foldcache import DIRECTORY_NAME as FOLD_CACHE, remove_cache
 from milo_tui.engine.executor import Executor, KillKind, LocalExecutor, Outcome, OutcomeKind, TaskHandle
 from milo_tui.engine.hooks import EngineHooks
-from milo_tui.engine.plan import OVR_WORK, Plan, Unit, make_plan, ovr_units
+from milo_tui.engine.plan import Plan, Unit, make_plan, ovr_units
 from milo_tui.engine.policer import MemoryPolicer, MemoryStop, Progress
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
-from milo_tui.engine.space import min_class_count
+from milo_tui.engine.space import PipelineSpec, min_class_count
 from milo_tui.engine.worker import TrainTask, params_from_json
+from milo_tui.engine.workmeter import WorkMeter
 from milo_tui.errors import EXIT_FAILED, BadInputError, DiskFullError
 from milo_tui.keys import METRIC_NAMES, RunStatus
 from milo_tui.memory.estimate import DEFAULT_BASELINE, FOREST_TREES, FootprintEstimator
@@ -80,7 +81,7 @@ class Run:
         self.archived_before: set[str] = set()  # verified in an archive when the run began: never archived twice
         self.summary: DataSummary | None = None
         self.plan: Plan | None = None
-        self.work_done = self.work_total = 0.0  # the ETA's weights (plan.Work), sent with every model event
+        self.meter: WorkMeter | None = None  # worker-seconds done and left, sent with every model event (the ETA)
         self.policer: MemoryPolicer | None = None
         self.stop_alerted = False
 
@@ -221,7 +222,7 @@ class Run:
                                   fit_rows=summary.fit_rows, features=summary.features)
         self.plan = plan
         self.counts = Counts(completed=plan.already_done, total=plan.total)
-        self.work_done, self.work_total = plan.work.done, plan.work_total
+        self.meter = WorkMeter.for_plan(plan)
         self.template = dict(
             scorers=s["scorers"], top_k=s["top_k"], cv_folds=s["cv_folds"],
             space=plan.space, seed=s["seed"], class_labels=summary.class_labels,
@@ -262,7 +263,7 @@ class Run:
                   pid=os.getpid(), class_type=summary.class_type, class_labels=summary.class_labels,
                   pipelines=len(plan.pipelines), total_models=plan.total,
                   phases={"main": plan.main_total, "ovr": plan.ovr_total}, already_done=plan.already_done,
-                  work_done=self.work_done, work_total=self.work_total,
+                  work_done=self.meter.done, work_total=self.meter.total,
                   memory_limit_bytes=limit.bytes, memory_limit_source=limit.source, config=self.config.as_dict())
         if recovery_notes:
             self.emit(ev.ALERT, level="warning", message="Resume repaired the project before training",
@@ -279,8 +280,8 @@ class Run:
         # Only main models that finished get OvR refits: the plan shrinks by the ones that did not.
         ovr_total = len(main_rows) * summary.n_classes
         self.counts.total -= plan.ovr_total - ovr_total
-        self.work_total = plan.work.main_total + summary.n_classes * OVR_WORK * sum(
-            plan.work.of_key(r["key"]) for r in main_rows)
+        self.meter.expect_ovr([PipelineSpec(r["scaler"], r["feature_selector"], r["algorithm"], r["searcher"])
+                               for r in main_rows], summary.n_classes)
         self.emit(ev.PHASE_CHANGED, phase="ovr_check", class_index=None, class_label=None)
         verdict, text, estimate = self.policer.ovr_check(
             [(r["algorithm"], r["feature_selector"], r["searcher"]) for r in main_rows])
@@ -290,7 +291,7 @@ class Run:
             raise RunEnd(RunStatus.STOPPED_MEMORY, text)
         if verdict == "skip":
             self.counts.total -= ovr_total
-            self.work_total = plan.work.main_total
+            self.meter.expect_ovr([], summary.n_classes)
             return
         done = {r["key"] for r in model_rows(read_report(self.paths.report))}
         main_params = {r["key"]: params_from_json(r["best_params"]) for r in main_rows}
@@ -335,41 +336,43 @@ class Run:
 
     def _finish(self, handle: TaskHandle[Unit], outcome: Outcome) -> None:
         unit = handle.unit
+        seconds = time.monotonic() - handle.started  # what the work meter learns the estimate's error from
         match outcome.kind:
             case OutcomeKind.OK:
                 self.policer.observe(unit, outcome.peak_memory_bytes)
-                self._accept(unit, outcome.result["rows"])
+                self._accept(unit, outcome.result["rows"], seconds)
             case OutcomeKind.DISK_FULL:
                 raise DiskFullError(outcome.message)
             case OutcomeKind.KILLED if outcome.killed is not None and outcome.killed.kind is KillKind.MEMORY:
-                self._killed_for_memory(unit, outcome)
+                self._killed_for_memory(unit, outcome, seconds)
             case _:
                 if outcome.traceback:
                     print(f"{unit.spec.name} failed:\n{outcome.traceback}", file=sys.stderr, flush=True)
-                self._record_failure(unit, "failed", outcome.failure_text)
+                self._record_failure(unit, "failed", outcome.failure_text, seconds)
         gc.collect()
         self.policer.after_model()
 
-    def _killed_for_memory(self, unit: Unit, outcome: Outcome) -> None:
+    def _killed_for_memory(self, unit: Unit, outcome: Outcome, seconds: float) -> None:
         verdict, how = self.policer.after_kill(unit)
         if verdict == "retry":
+            self.meter.finished(unit, 0, seconds)  # time spent, nothing done: it is still to train
             unit.attempt += 1
             self.emit(ev.LOG, level="warning", message=f"{unit.spec.name}: {outcome.failure_text}; {how}")
             self.pending.insert(0, unit)
         else:
-            self._record_failure(unit, "skipped", f"{outcome.failure_text}; {how}")
+            self._record_failure(unit, "skipped", f"{outcome.failure_text}; {how}", seconds)
 
-    def _accept(self, unit: Unit, rows: list[dict]) -> None:
+    def _accept(self, unit: Unit, rows: list[dict], seconds: float) -> None:
+        self.meter.finished(unit, len(unit.keys), seconds)
         self.report.append(rows)
         for row in (r for r in rows if r.get("archive")):
             self.counts.completed += 1
-            self.work_done += self.plan.work.of(unit.spec.name, unit.phase)
             self.emit(ev.MODEL_FINISHED, key=row["key"], pipeline=unit.spec.name, phase=unit.phase,
                       class_type=row["class_type"], class_index=unit.class_index,
                       metrics={name: row.get(name) for name in METRIC_NAMES},
                       train_seconds=row["train_seconds"], peak_memory_mb=row["peak_memory_mb"],
                       model_bytes=row["model_bytes"], completed=self.counts.completed, total=self.counts.total,
-                      work_done=self.work_done, work_total=self.work_total)
+                      work_done=self.meter.done, work_total=self.meter.total)
             self._archive(row["archive"], row["key"])
         self.hooks.model_finished(self.counts.completed)
 
@@ -380,12 +383,12 @@ class Run:
             return
         self.writers[archive].add(key)
 
-    def _record_failure(self, unit: Unit, what: str, reason: str) -> None:
+    def _record_failure(self, unit: Unit, what: str, reason: str, seconds: float = 0.0) -> None:
+        self.meter.finished(unit, len(unit.keys), seconds)
         if what == "skipped":
             self.counts.skipped += len(unit.keys)
         else:
             self.counts.failed += len(unit.keys)
-        self.work_done += self.plan.work.of(unit.spec.name, unit.phase) * len(unit.keys)
         self.report.append([{"key": k, "phase": unit.phase, "status": what, "reason": reason,
                              "scaler": unit.spec.scaler, "feature_selector": unit.spec.selector,
                              "algorithm": unit.spec.algorithm, "searcher": unit.spec.searcher,
@@ -394,7 +397,7 @@ class Run:
         etype = ev.MODEL_SKIPPED if what == "skipped" else ev.MODEL_FAILED
         self.emit(etype, pipeline=unit.spec.name, keys=unit.keys, phase=unit.phase,
                   class_index=unit.class_index, reason=reason, completed=self.counts.completed,
-                  total=self.counts.total, work_done=self.work_done, work_total=self.work_total)
+                  total=self.counts.total, work_done=self.meter.done, work_total=self.meter.total)
 
     def _check_journal(self) -> None:
         error = self.events.journal_error if self.events is not None else None

@@ -95,7 +95,8 @@ def test_binary_sample_events_follow_the_schema_and_journal_matches_pipe(binary_
     assert started["total_models"] == 64 and started["phases"] == {"main": 64, "ovr": 0}
     # The ETA's weights (docs/EVENTS.md, "Work") add up: the last model brings the work to its total.
     last = result.of_type(ev.MODEL_FINISHED)[-1].data
-    assert started["work_done"] == 0 and last["work_done"] == pytest.approx(started["work_total"])
+    assert started["work_done"] == 0 and started["work_total"] > 0
+    assert last["work_done"] > 0 and last["work_done"] == pytest.approx(last["work_total"])
 
 
 def test_multiclass_sample_trains_main_then_ovr_class_by_class(multiclass_run):

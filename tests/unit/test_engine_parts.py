@@ -117,7 +117,7 @@ def test_the_eta_weighs_a_model_by_its_pipeline_s_rough_cost(tmp_path):
     assert plan.work.of("none__none__gb__grid", "ovr") == gb / 2  # an OvR refit: half a main model
     assert plan.work.main_total == pytest.approx(sum(plan.work.of(u.spec.name) * len(u.keys)
                                                      for u in plan.main_units))
-    assert plan.work_total == pytest.approx(plan.work.main_total * (1 + 3 / 2)) and plan.work.done == 0
+    assert plan.work.done == 0
     done = set(plan.main_units[0].keys) | {f"{plan.main_units[0].keys[0]}_ovr_class_1", "not a model key"}
     resumed = make_plan(config, 3, done, fit_rows=300, features=30)
     unit = plan.main_units[0]
@@ -242,3 +242,47 @@ def _config_for_policer():
     import tempfile
 
     return _config(tempfile.mkdtemp())
+
+
+# -- the work meter: what the ETA reads --------------------------------------------------------
+
+def test_the_work_meter_learns_each_algorithm_s_error_from_the_pipelines_that_finished(tmp_path):
+    """An estimate 10x too low for gb must not stay so, nor spread to an algorithm that proved right."""
+    from milo_tui.engine.workmeter import WorkMeter
+
+    config = _config(tmp_path, algorithms=["gb", "nb"], scalers=["none", "std"], selectors=["none"])
+    plan = make_plan(config, 2, set(), fit_rows=300, features=30)
+    meter = WorkMeter.for_plan(plan)
+    estimate = {u.spec.name: plan.work.of(u.spec.name) * len(u.keys) for u in plan.main_units}
+    assert meter.done == 0 and meter.total == pytest.approx(sum(estimate.values()))
+    gb = [u for u in plan.main_units if u.spec.algorithm == "gb"]
+    nb = [u for u in plan.main_units if u.spec.algorithm == "nb"]
+    meter.finished(gb[0], len(gb[0].keys), 10 * estimate[gb[0].spec.name])
+    # gb is 10x its estimate, and so, for now, is nb, which has not run yet
+    assert meter.ratio("gb") == pytest.approx(10) and meter.ratio("nb") == pytest.approx(10)
+    assert meter.total == pytest.approx(10 * sum(estimate.values()))
+    meter.finished(nb[0], len(nb[0].keys), estimate[nb[0].spec.name])
+    assert meter.ratio("nb") == pytest.approx(1)
+    left = meter.total - meter.done
+    assert left == pytest.approx(10 * estimate[gb[1].spec.name] + estimate[nb[1].spec.name])
+    # a worker killed for memory and retried: time spent, nothing done, the same left (a little dearer)
+    before = meter.total - meter.done
+    meter.finished(gb[1], 0, 1.0)
+    assert meter.total - meter.done >= before
+    # a model skipped before it started teaches nothing, but is no longer left
+    meter.finished(nb[1], len(nb[1].keys), 0.0)
+    assert meter.ratio("nb") == pytest.approx(1) and meter.remaining["main", "nb"] == 0
+
+
+def test_the_work_meter_counts_the_ovr_phase_it_will_run(tmp_path):
+    from milo_tui.engine.workmeter import WorkMeter
+
+    config = _config(tmp_path, algorithms=["lr"], scalers=["none"], reoptimize_ovr=True)
+    plan = make_plan(config, 3, set(), fit_rows=300, features=30)
+    meter = WorkMeter.for_plan(plan)
+    assert meter.total == pytest.approx(plan.work.main_total * (1 + 3 / 2))  # + half of each main model per class
+    spec = plan.main_units[0].spec
+    meter.expect_ovr([spec], 3)  # one main model finished: only its three refits are left of the OvR phase
+    assert meter.remaining["ovr", "lr"] == pytest.approx(3 * plan.work.of(spec.name, "ovr"))
+    meter.expect_ovr([], 3)  # the OvR phase skipped
+    assert meter.total == pytest.approx(plan.work.main_total)

@@ -1,0 +1,69 @@
+"""How much of a run is done and how much is left, in worker-seconds: what the ETA reads.
+
+Counting models misleads: MILO-ML's full space starts with gradient boosting (an hour of
+1,000-stage searches), so after its first models the rate of models promised ten more hours,
+while naive Bayes' models take a second each. So every pipeline starts with `milo estimate`'s
+rough seconds (plan.Work), and as pipelines finish, the meter learns how far off that estimate is
+for each algorithm (seconds measured ÷ seconds estimated) and scales what is left of that
+algorithm by it. An algorithm not seen yet takes the run's overall ratio so far.
+
+The runner sends `done` and `total` with every model event (docs/EVENTS.md, "Work"); RunState's
+ETA is elapsed × (total − done) ÷ the work done since the run started.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from milo_tui.engine.plan import Plan, Unit, Work
+from milo_tui.engine.space import PipelineSpec
+
+
+@dataclass
+class WorkMeter:
+    work: Work
+    done: float = 0.0  # worker-seconds of this run, plus the estimate of what earlier runs finished
+    remaining: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    measured: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # algorithm -> seconds
+    estimated: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # ... and their estimate
+
+    @classmethod
+    def for_plan(cls, plan: Plan) -> WorkMeter:
+        meter = cls(plan.work, done=plan.work.done)
+        for unit in plan.main_units:
+            meter.remaining["main", unit.spec.algorithm] += plan.work.of(unit.spec.name) * len(unit.keys)
+        if plan.ovr:  # until the OvR phase recounts: every main model refitted once per class
+            for spec in plan.pipelines:
+                meter.remaining["ovr", spec.algorithm] += (plan.work.of(spec.name, "ovr")
+                                                           * plan.work.models.get(spec.name, 0) * plan.n_classes)
+        return meter
+
+    def finished(self, unit: Unit, models: int, seconds: float) -> None:
+        """`models` of `unit` are done (trained, failed or skipped), after `seconds` of a worker."""
+        algorithm = unit.spec.algorithm
+        estimate = self.work.of(unit.spec.name, unit.phase) * models
+        left = (unit.phase, algorithm)
+        self.remaining[left] = max(0.0, self.remaining[left] - estimate)
+        if seconds > 0:  # a model skipped before it started says nothing about the estimate
+            self.estimated[algorithm] += estimate
+            self.measured[algorithm] += seconds
+        self.done += seconds
+
+    def expect_ovr(self, main_models: list[PipelineSpec], n_classes: int) -> None:
+        """The OvR phase refits these finished main models (one entry per model) once per class."""
+        for key in [k for k in self.remaining if k[0] == "ovr"]:
+            del self.remaining[key]
+        for spec in main_models:
+            self.remaining["ovr", spec.algorithm] += self.work.of(spec.name, "ovr") * n_classes
+
+    def ratio(self, algorithm: str) -> float:
+        """Seconds measured per second estimated: this algorithm's, else the run's, else 1."""
+        if self.estimated.get(algorithm):
+            return self.measured[algorithm] / self.estimated[algorithm]
+        estimated = sum(self.estimated.values())
+        return sum(self.measured.values()) / estimated if estimated else 1.0
+
+    @property
+    def total(self) -> float:
+        return self.done + sum(left * self.ratio(algorithm) for (_, algorithm), left in self.remaining.items())
