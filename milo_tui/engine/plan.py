@@ -15,7 +15,7 @@ from milo_tui.engine.grids import SearchSpace
 from milo_tui.engine.space import (PipelineSpec, enumerate_pipelines, model_keys, models_per_pipeline,
                                    search_plan)
 from milo_tui.keys import ModelKey
-from milo_tui.memory.estimate import pipeline_seconds
+from milo_tui.memory.estimate import OVR_WORK, pipeline_seconds
 
 
 @dataclass
@@ -40,9 +40,6 @@ class Unit:
         return "main_models" if self.phase == "main" else "ovr_models"
 
 
-OVR_WORK = 0.5  # an OvR model's rough cost, as a share of its main model's (what `milo estimate` assumes)
-
-
 @dataclass(frozen=True)
 class Work:
     """What the ETA starts from: each pipeline's rough seconds (memory/estimate.py), so that an hour
@@ -52,7 +49,6 @@ class Work:
 
     per_model: dict[str, float]  # pipeline name -> one of its main models' share of the pipeline's seconds
     models: dict[str, int]  # pipeline name -> its main models
-    main_total: float  # every main model of the run, done or not
     done: float  # models (main and OvR) finished before this run (resume)
 
     def of(self, pipeline: str, phase: str = "main") -> float:
@@ -77,7 +73,7 @@ class Plan:
     already_done: int  # models finished before this run (resume)
     space: SearchSpace  # the grids and random draws every search uses
     search: dict  # candidates and CV fits per pipeline (metadata.json)
-    work: Work = field(default_factory=lambda: Work({}, {}, 0.0, 0.0))
+    work: Work = field(default_factory=lambda: Work({}, {}, 0.0))
 
     @property
     def ovr_total(self) -> int:
@@ -101,7 +97,6 @@ def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_c
     main_total = 0
     per_model: dict[str, float] = {}
     models: dict[str, int] = {}
-    work_total = 0.0
     for spec in pipelines:
         count = models_per_pipeline(spec, s["scorers"], s["top_k"], space, smallest_class)
         keys = model_keys(spec, s["scorers"], s["top_k"])[:count]
@@ -110,11 +105,10 @@ def make_plan(config: Config, n_classes: int, done_keys: set[str], *, smallest_c
                                     features, s["cv_folds"]) if fit_rows and features else float(count))
         per_model[spec.name] = seconds / max(1, count)
         models[spec.name] = count
-        work_total += seconds
         if not all(k in done_keys for k in keys):  # rows of one pipeline are written together
             main_units.append(Unit("main", spec, keys))
     ovr = n_classes > 2 and bool(s["reoptimize_ovr"])
-    work = Work(per_model, models, work_total, 0.0)
+    work = Work(per_model, models, done=0.0)
     work = replace(work, done=sum(work.of_key(k) for k in done_keys))
     return Plan(pipelines, main_units, main_total, n_classes, ovr, already_done=len(done_keys), space=space,
                 search=search, work=work)

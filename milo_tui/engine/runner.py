@@ -36,7 +36,7 @@ from milo_tui.engine.hooks import EngineHooks
 from milo_tui.engine.plan import Plan, Unit, make_plan, ovr_units
 from milo_tui.engine.policer import MemoryPolicer, MemoryStop, Progress
 from milo_tui.engine.report import ReportWriter, model_rows, read_report, sort_best_first
-from milo_tui.engine.space import PipelineSpec, min_class_count
+from milo_tui.engine.space import min_class_count
 from milo_tui.engine.worker import TrainTask, params_from_json
 from milo_tui.engine.workmeter import WorkMeter
 from milo_tui.errors import EXIT_FAILED, BadInputError, DiskFullError
@@ -280,8 +280,7 @@ class Run:
         # Only main models that finished get OvR refits: the plan shrinks by the ones that did not.
         ovr_total = len(main_rows) * summary.n_classes
         self.counts.total -= plan.ovr_total - ovr_total
-        self.meter.expect_ovr([PipelineSpec(r["scaler"], r["feature_selector"], r["algorithm"], r["searcher"])
-                               for r in main_rows], summary.n_classes)
+        self.meter.expect_ovr([r["key"] for r in main_rows], summary.n_classes)
         self.emit(ev.PHASE_CHANGED, phase="ovr_check", class_index=None, class_label=None)
         verdict, text, estimate = self.policer.ovr_check(
             [(r["algorithm"], r["feature_selector"], r["searcher"]) for r in main_rows])

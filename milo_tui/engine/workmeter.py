@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from milo_tui.engine.plan import Plan, Unit, Work
-from milo_tui.engine.space import PipelineSpec
+from milo_tui.keys import ModelKey
 
 
 @dataclass
@@ -50,12 +50,12 @@ class WorkMeter:
             self.measured[algorithm] += seconds
         self.done += seconds
 
-    def expect_ovr(self, main_models: list[PipelineSpec], n_classes: int) -> None:
-        """The OvR phase refits these finished main models (one entry per model) once per class."""
-        for key in [k for k in self.remaining if k[0] == "ovr"]:
-            del self.remaining[key]
-        for spec in main_models:
-            self.remaining["ovr", spec.algorithm] += self.work.of(spec.name, "ovr") * n_classes
+    def expect_ovr(self, main_keys: list[str], n_classes: int) -> None:
+        """The OvR phase refits these finished main models once per class."""
+        for left in [k for k in self.remaining if k[0] == "ovr"]:
+            del self.remaining[left]
+        for key in map(ModelKey.parse, main_keys):
+            self.remaining["ovr", key.algorithm] += self.work.of(key.pipeline, "ovr") * n_classes
 
     def ratio(self, algorithm: str) -> float:
         """Seconds measured per second estimated: this algorithm's, else the run's, else 1."""

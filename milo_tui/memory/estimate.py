@@ -307,6 +307,9 @@ def guide_tier(n_classes: int, n_rows: int) -> tuple[str, tuple[int, int]]:
     return GUIDE_TIERS[-1][0], GUIDE_TIERS[-1][3]
 
 
+OVR_WORK = 0.5  # an OvR refit's rough cost as a share of its main model's: it reuses the ranking, no search
+
+
 def fit_seconds(algorithm: str, n_rows: float, n_features: int) -> float:
     if algorithm in FIT_SECONDS_PER_PAIR_CELL:
         return FIT_FIXED_SECONDS + FIT_SECONDS_PER_PAIR_CELL[algorithm] * n_rows * n_rows * n_features
@@ -315,8 +318,8 @@ def fit_seconds(algorithm: str, n_rows: float, n_features: int) -> float:
 
 def pipeline_seconds(algorithm: str, selector: str, search: dict, n_fit: float, m: int, folds: int) -> float:
     """Rough seconds one pipeline's search and refits take, from its `search_plan` entry (the fits
-    its shared search really makes). `milo estimate` sums these; a run's ETA weighs each pipeline by
-    its share of their total, so a slow algorithm counts for more than a fast one."""
+    its shared search really makes). `milo estimate` sums these; a run's ETA starts from them
+    (engine/workmeter.py), so a slow algorithm counts for more than a fast one."""
     return _pipeline_seconds(algorithm, selector, search["candidates"] * search["work_share"], n_fit, m, folds,
                              search["refits"])
 
@@ -415,7 +418,7 @@ def preflight(config, data_summary: dict, limit: MemoryLimit, *, baseline_bytes:
     work = {spec: plan["pipelines"][spec.name] for spec in pipelines}
     serial = sum(pipeline_seconds(spec.algorithm, spec.selector, p, n_fit, m, folds) for spec, p in work.items())
     if reoptimize:
-        serial *= 1 + k * 0.5  # OvR refits reuse the ranking: cheaper per model than a full search
+        serial *= 1 + k * OVR_WORK  # one OvR refit per main model and class
     parallel = max(1, min(workers * n_jobs, cores or os.cpu_count() or 1))
     seconds = serial / parallel
 

@@ -16,7 +16,7 @@ from milo_tui.engine.policer import MemoryPolicer, MemoryStop, Progress
 from milo_tui.engine.resume import reconcile
 from milo_tui.engine.space import PipelineSpec
 from milo_tui.keys import FINAL_STATUSES, ModelKey, RunStatus, best_order_key, sort_best_first
-from milo_tui.memory.estimate import FootprintEstimator
+from milo_tui.memory.estimate import FootprintEstimator, pipeline_seconds
 from milo_tui.memory.governor import Alert, Cleanup, PauseStarts, ResumeStarts, SetInnerJobs, StopRun
 from milo_tui.memory.limits import resolve_limit
 from milo_tui.project import ProjectPaths
@@ -115,8 +115,10 @@ def test_the_eta_weighs_a_model_by_its_pipeline_s_rough_cost(tmp_path):
     gb, nb = (plan.work.of(f"none__none__{a}__grid") for a in ("gb", "nb"))
     assert gb > 10 * nb > 0
     assert plan.work.of("none__none__gb__grid", "ovr") == gb / 2  # an OvR refit: half a main model
-    assert plan.work.main_total == pytest.approx(sum(plan.work.of(u.spec.name) * len(u.keys)
-                                                     for u in plan.main_units))
+    for unit in plan.main_units:  # a pipeline's models together weigh what `milo estimate` gives it
+        expected = pipeline_seconds(unit.spec.algorithm, unit.spec.selector, plan.search["pipelines"][unit.spec.name],
+                                    300, 30, config.search["cv_folds"])
+        assert plan.work.of(unit.spec.name) * len(unit.keys) == pytest.approx(expected)
     assert plan.work.done == 0
     done = set(plan.main_units[0].keys) | {f"{plan.main_units[0].keys[0]}_ovr_class_1", "not a model key"}
     resumed = make_plan(config, 3, done, fit_rows=300, features=30)
@@ -124,7 +126,8 @@ def test_the_eta_weighs_a_model_by_its_pipeline_s_rough_cost(tmp_path):
     assert resumed.work.done == pytest.approx(plan.work.of(unit.spec.name) * (len(unit.keys) + 0.5))
     # Without the data's size (a test's plan) every model weighs 1: the ETA is the rate of models.
     unsized = make_plan(config, 3, set())
-    assert unsized.work.main_total == unsized.main_total and unsized.work.of("none__none__gb__grid") == 1
+    assert all(unsized.work.of(name) == 1 for name in unsized.work.models)
+    assert sum(unsized.work.models.values()) == unsized.main_total
 
 
 def test_ovr_units_refit_each_finished_main_model_for_one_class_skipping_done_ones(tmp_path):
@@ -280,9 +283,10 @@ def test_the_work_meter_counts_the_ovr_phase_it_will_run(tmp_path):
     config = _config(tmp_path, algorithms=["lr"], scalers=["none"], reoptimize_ovr=True)
     plan = make_plan(config, 3, set(), fit_rows=300, features=30)
     meter = WorkMeter.for_plan(plan)
-    assert meter.total == pytest.approx(plan.work.main_total * (1 + 3 / 2))  # + half of each main model per class
-    spec = plan.main_units[0].spec
-    meter.expect_ovr([spec], 3)  # one main model finished: only its three refits are left of the OvR phase
-    assert meter.remaining["ovr", "lr"] == pytest.approx(3 * plan.work.of(spec.name, "ovr"))
+    main = sum(plan.work.of(name) * count for name, count in plan.work.models.items())
+    assert meter.total == pytest.approx(main * (1 + 3 / 2))  # + half of each main model per class
+    unit = plan.main_units[0]
+    meter.expect_ovr(unit.keys[:1], 3)  # one main model finished: only its three refits are left of the OvR phase
+    assert meter.remaining["ovr", "lr"] == pytest.approx(3 * plan.work.of(unit.spec.name, "ovr"))
     meter.expect_ovr([], 3)  # the OvR phase skipped
-    assert meter.total == pytest.approx(plan.work.main_total)
+    assert meter.total == pytest.approx(main)
