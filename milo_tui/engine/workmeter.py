@@ -5,7 +5,12 @@ Counting models misleads: MILO-ML's full space starts with gradient boosting (an
 while naive Bayes' models take a second each. So every pipeline starts with `milo estimate`'s
 rough seconds (plan.Work), and as pipelines finish, the meter learns how far off that estimate is
 for each algorithm (seconds measured ÷ seconds estimated) and scales what is left of that
-algorithm by it. An algorithm not seen yet takes the run's overall ratio so far.
+algorithm by it. An algorithm not seen yet takes the seen algorithms' ratios' geometric mean,
+shrunk towards 1 (`UNSEEN_PRIOR`): one algorithm's error is mostly its own (in the full MILO-ML
+run, gb took 1.7x its estimate and mlp 0.16x), while a machine slower or faster than the
+constants shows in all of them, which several seen algorithms agree on. The run's overall ratio,
+used before, let gb's first pipelines scale mlp's hours of estimate: the ETA said 4.4 h a
+quarter into a run that took 1.3 h.
 
 The runner sends `done` and `total` with every model event (docs/EVENTS.md, "Work"); RunState's
 ETA is elapsed × (total − done) ÷ the work done since the run started.
@@ -13,11 +18,15 @@ ETA is elapsed × (total − done) ÷ the work done since the run started.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from milo_tui.engine.plan import Plan, Unit, Work
 from milo_tui.keys import ModelKey
+
+
+UNSEEN_PRIOR = 2  # pseudo-algorithms at ratio 1 that an unseen algorithm's ratio is shrunk towards
 
 
 @dataclass
@@ -58,11 +67,12 @@ class WorkMeter:
             self.remaining["ovr", key.algorithm] += self.work.of(key.pipeline, "ovr") * n_classes
 
     def ratio(self, algorithm: str) -> float:
-        """Seconds measured per second estimated: this algorithm's, else the run's, else 1."""
+        """Seconds measured per second estimated: this algorithm's once it has run; before that, the
+        seen algorithms' geometric mean shrunk towards 1 by UNSEEN_PRIOR (1 when none has run)."""
         if self.estimated.get(algorithm):
             return self.measured[algorithm] / self.estimated[algorithm]
-        estimated = sum(self.estimated.values())
-        return sum(self.measured.values()) / estimated if estimated else 1.0
+        logs = [math.log(self.measured[a] / e) for a, e in self.estimated.items() if e > 0 and self.measured[a] > 0]
+        return math.exp(sum(logs) / (len(logs) + UNSEEN_PRIOR))
 
     @property
     def total(self) -> float:

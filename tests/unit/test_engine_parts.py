@@ -261,9 +261,12 @@ def test_the_work_meter_learns_each_algorithm_s_error_from_the_pipelines_that_fi
     gb = [u for u in plan.main_units if u.spec.algorithm == "gb"]
     nb = [u for u in plan.main_units if u.spec.algorithm == "nb"]
     meter.finished(gb[0], len(gb[0].keys), 10 * estimate[gb[0].spec.name])
-    # gb is 10x its estimate, and so, for now, is nb, which has not run yet
-    assert meter.ratio("gb") == pytest.approx(10) and meter.ratio("nb") == pytest.approx(10)
-    assert meter.total == pytest.approx(10 * sum(estimate.values()))
+    # gb is 10x its estimate; nb, which has not run yet, takes that shrunk towards 1 (one algorithm's
+    # error is mostly its own): the geometric mean of 10 and two pseudo-algorithms at 1
+    assert meter.ratio("gb") == pytest.approx(10) and meter.ratio("nb") == pytest.approx(10 ** (1 / 3))
+    gb_estimate = sum(v for k, v in estimate.items() if "__gb__" in k)
+    nb_estimate = sum(v for k, v in estimate.items() if "__nb__" in k)
+    assert meter.total == pytest.approx(10 * gb_estimate + 10 ** (1 / 3) * nb_estimate)
     meter.finished(nb[0], len(nb[0].keys), estimate[nb[0].spec.name])
     assert meter.ratio("nb") == pytest.approx(1)
     left = meter.total - meter.done
@@ -275,6 +278,25 @@ def test_the_work_meter_learns_each_algorithm_s_error_from_the_pipelines_that_fi
     # a model skipped before it started teaches nothing, but is no longer left
     meter.finished(nb[1], len(nb[1].keys), 0.0)
     assert meter.ratio("nb") == pytest.approx(1) and meter.remaining["main", "nb"] == 0
+
+
+def test_one_algorithm_s_error_stays_its_own_while_a_slow_machine_shows_in_all(tmp_path):
+    """The class of the full run's 4.4 h ETA: gb's first pipelines must not scale mlp's estimate."""
+    from milo_tui.engine.workmeter import WorkMeter
+
+    config = _config(tmp_path, algorithms=["gb", "lr", "nb", "mlp"], scalers=["none"], selectors=["none"])
+    plan = make_plan(config, 2, set(), fit_rows=300, features=30)
+    meter = WorkMeter.for_plan(plan)
+    units = {u.spec.algorithm: [v for v in plan.main_units if v.spec.algorithm == u.spec.algorithm]
+             for u in plan.main_units}
+    first = {algorithm: us[0] for algorithm, us in units.items()}
+    meter.finished(first["gb"], len(first["gb"].keys), 8 * plan.work.of(first["gb"].spec.name) * len(first["gb"].keys))
+    assert meter.ratio("mlp") < 2.1  # not 8: gb's error is gb's
+    for algorithm in ("lr", "nb"):  # three algorithms agree the machine is slow: unseen ones follow
+        unit = first[algorithm]
+        meter.finished(unit, len(unit.keys), 8 * plan.work.of(unit.spec.name) * len(unit.keys))
+    assert meter.ratio("mlp") == pytest.approx(8 ** (3 / 5))
+    assert meter.ratio("gb") == pytest.approx(8)
 
 
 def test_the_work_meter_counts_the_ovr_phase_it_will_run(tmp_path):
