@@ -106,13 +106,54 @@ def render(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def replay_eta(project: Path, marks=(0.1, 0.25, 0.5, 0.75, 0.9)) -> list[tuple[float, float, float]]:
+    """The ETA the engine's work meter gives with the code of this checkout, replayed on a finished
+    run: each pipeline's measured seconds (report.csv) fed to engine/workmeter.py in the order and at
+    the time its models finished (events.jsonl). (elapsed, ETA, actually left) in seconds, at `marks`
+    of the run's wall time. Binary runs only (the OvR phase's recount is not replayed)."""
+    from milo_tui import config as milo_config
+    from milo_tui.engine.data import load_data
+    from milo_tui.engine.space import min_class_count
+    from milo_tui.engine.plan import make_plan
+    from milo_tui.engine.workmeter import WorkMeter
+    from milo_tui.events import read_journal
+
+    config = milo_config.load(project)
+    s = config.search
+    arrays, summary = load_data(config.train_path, config.test_path, config.target, cv_folds=s["cv_folds"],
+                                test_size=s["test_size"], seed=s["seed"])
+    plan = make_plan(config, len(summary.class_labels), set(), smallest_class=min_class_count(arrays["y_fit"]),
+                     fit_rows=summary.fit_rows, features=summary.features)
+    meter, units = WorkMeter.for_plan(plan), {unit.spec.name: unit for unit in plan.main_units}
+    events = read_journal(project / "events.jsonl").events
+    started, ended = events[0].ts, events[-1].ts
+    finished_at = {e.data["pipeline"]: e.ts for e in events if e.type == "model_finished"}
+    seconds = {key: sum(parts) for key, parts in pipeline_seconds(project / "report.csv").items()}
+    by_name = {"__".join(key): value for key, value in seconds.items()}
+    out, todo = [], list(marks)
+    for name in sorted(finished_at, key=finished_at.get):
+        unit = units[name]
+        meter.finished(unit, len(unit.keys), by_name[name])
+        elapsed = finished_at[name] - started
+        while todo and elapsed >= todo[0] * (ended - started):
+            out.append((elapsed, elapsed * (meter.total - meter.done) / meter.done, ended - started - elapsed))
+            todo.pop(0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--summarize", type=Path, help="a finished milo_ml_full project: only read its results")
     parser.add_argument("--wall", type=float, help="with --summarize: the run's wall seconds")
     parser.add_argument("--workers", type=int, default=2, help="the run's [run] workers (the sample's: 2)")
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument("--eta", type=Path, metavar="PROJECT",
+                        help="a finished milo_ml_full project: replay its pipelines through this checkout's ETA")
     args = parser.parse_args()
+    if args.eta:
+        for elapsed, eta, left in replay_eta(args.eta):
+            print(f"at {elapsed / 60:5.1f} min: ETA {eta / 60:6.1f} min, actually left {left / 60:5.1f} min")
+        return
     if args.summarize:
         if args.wall is None:
             parser.error("--summarize needs --wall (the run's wall seconds)")
