@@ -135,3 +135,60 @@ async def test_taller_rows_take_datatables_way():
         assert not table._line_pass().draws_itself
         fast, slow = _both_ways(table)
         assert fast == slow
+
+
+class _LogApp(App):
+    def compose(self):
+        from milo_tui.runstate import RunState
+        from milo_tui.tui.widgets.eventlog import EventLog
+
+        log = EventLog(RunState(), id="log")
+        log.styles.height = 8
+        yield log
+
+
+@sync
+async def test_a_log_that_grows_under_its_scrollbar_moves_the_thumb_without_a_screen_layout():
+    app = _LogApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        log = app.query_one("#log")
+        layouts = []
+        refresh = log.refresh
+        log.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
+        for i in range(20):
+            log.write(f"line {i}")
+        await pilot.pause()
+        assert log.show_vertical_scrollbar  # a log always shows its scrollbar
+        log.write("a line wider than any before it, so the log's width changes " * 2)
+        await pilot.pause()
+        assert True in layouts  # not only taller: laid out as before
+        layouts.clear()
+        for i in range(20, 40):  # grows under the scrollbar: only the thumb moves
+            log.write(f"line {i}")
+        await pilot.pause()
+        assert True not in layouts
+        assert log.vertical_scrollbar.window_virtual_size == log.virtual_size.height > 40
+        assert log.scroll_y == log.max_scroll_y  # still following the newest line
+
+
+@sync
+async def test_a_table_that_grows_under_its_scrollbar_moves_the_thumb_without_a_screen_layout():
+    app = _TableApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        table = app.query_one("#t")
+        for label in COLUMNS:
+            table.add_column(label, key=label)
+        layouts = []
+        refresh = table.refresh
+        table.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
+        table.load_rows([(f"r{i}", _cells(i)) for i in range(3)])
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar
+        table.load_rows([(f"r{i}", _cells(i)) for i in range(3, 30)])  # overflows: the scrollbar appears
+        await pilot.pause()
+        assert table.show_vertical_scrollbar and True in layouts
+        layouts.clear()
+        table.load_rows([(f"more{i}", _cells(i)) for i in range(30, 60)])  # same widths
+        await pilot.pause()
+        assert True not in layouts
+        assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height == 61  # + header

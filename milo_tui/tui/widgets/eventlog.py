@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from milo_tui.tui import formatting as fmt
 from milo_tui.runstate import LogEntry, RunState
+from milo_tui.tui.widgets.growth import show_growth
 from milo_tui.tui.widgets.palette import LEVEL_TAGS
 
 
@@ -24,6 +27,12 @@ class EventLog(RichLog):
     """Appends only the entries added since the last refresh (never rewrites the whole log)."""
 
     DEFAULT_CSS = "EventLog { height: 1fr; border: round $primary 50%; }"
+    # RichLog sets virtual_size on every write; as a layout reactive that re-laid out the whole
+    # screen on every tick of a run. Growth is handled by the watcher below (growth.py).
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        show_growth(self, old, new)
 
     def __init__(self, state: RunState, **kwargs) -> None:
         super().__init__(max_lines=2000, wrap=True, markup=False, highlight=False, **kwargs)

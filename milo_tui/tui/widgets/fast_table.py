@@ -33,6 +33,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import DuplicateKey, Row, RowKey
 
+from milo_tui.tui.widgets.growth import show_growth
 from milo_tui.tui.widgets.ordered_table import OrderedTable
 
 WRITTEN_AGAINST_MAJOR = 8  # Textual 8.2.x
@@ -419,8 +420,9 @@ class FastOrderedTable(OrderedTable):
         rows_height = self.row_count if self._single_line_rows else sum(row.height for row in self.rows.values())
         size = Size(total_width, rows_height + header_height)
         if size != self.virtual_size:
-            # Setting virtual_size repaints the whole table; a table that only grew needs a layout (its
-            # scrollbar) and no repaint: rows that show in the window repaint themselves (load_rows,
-            # set_order), and a width change repainted everything above.
+            # Setting virtual_size repaints the whole table; a table that only grew needs its scrollbar
+            # moved (growth.py) and no repaint: rows that show in the window repaint themselves
+            # (load_rows, set_order), and a width change repainted everything above.
+            before = self.virtual_size
             self.set_reactive(DataTable.virtual_size, size)
-            self.refresh(layout=True, repaint=False)
+            show_growth(self, before, size)
