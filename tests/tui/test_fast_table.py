@@ -24,10 +24,22 @@ def _cells(i: int) -> list[str]:
 
 
 class _TableApp(App):
+    """A browser-like table with COLUMNS and `rows` rows of _cells."""
+
+    def __init__(self, rows: int = 0) -> None:
+        super().__init__()
+        self.rows = rows
+
     def compose(self):
         table = fast_table.FastOrderedTable(id="t", cursor_type="row", zebra_stripes=True)
         table.cursor_blink = False
         yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one("#t")
+        for label in COLUMNS:
+            table.add_column(label, key=label)
+        table.load_rows([(f"r{i}", _cells(i)) for i in range(self.rows)])
 
 
 def _both_ways(table) -> tuple[list, list]:
@@ -54,12 +66,9 @@ def _assert_same(table, what: str) -> None:
 @pytest.mark.parametrize("size", [(40, 10), (80, 24), (160, 12)])  # narrower and wider than the table
 @sync
 async def test_fast_lines_equal_datatables_in_every_state(size):
-    app = _TableApp()
+    app = _TableApp(rows=60)
     async with app.run_test(size=size) as pilot:
         table = app.query_one("#t")
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        table.load_rows([(f"r{i}", _cells(i)) for i in range(60)])
         await pilot.pause()
         _assert_same(table, "loaded")
 
@@ -99,12 +108,9 @@ async def test_fast_lines_equal_datatables_in_every_state(size):
 
 @sync
 async def test_a_tick_that_moves_rows_redraws_only_the_lines_whose_text_changed():
-    app = _TableApp()
+    app = _TableApp(rows=200)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one("#t")
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        table.load_rows([(f"r{i}", _cells(i)) for i in range(200)])
         await pilot.pause()
         region = Region(0, 0, table.size.width, table.size.height)
         table.render_lines(region)
@@ -124,12 +130,9 @@ async def test_a_tick_that_moves_rows_redraws_only_the_lines_whose_text_changed(
 
 @sync
 async def test_taller_rows_take_datatables_way():
-    app = _TableApp()
+    app = _TableApp(rows=5)
     async with app.run_test(size=(60, 12)) as pilot:
         table = app.query_one("#t")
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        table.load_rows([(f"r{i}", _cells(i)) for i in range(5)])
         table.add_row("two", "lines", "x", "0.5", "k", height=2, key="tall")
         await pilot.pause()
         assert not table._line_pass().draws_itself
@@ -176,8 +179,6 @@ async def test_a_table_that_grows_under_its_scrollbar_moves_the_thumb_without_a_
     app = _TableApp()
     async with app.run_test(size=(60, 12)) as pilot:
         table = app.query_one("#t")
-        for label in COLUMNS:
-            table.add_column(label, key=label)
         layouts = []
         refresh = table.refresh
         table.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
