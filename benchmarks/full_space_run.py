@@ -128,8 +128,7 @@ def replay_eta(project: Path, marks=(0.1, 0.25, 0.5, 0.75, 0.9)) -> list[tuple[f
     events = read_journal(project / "events.jsonl").events
     started, ended = events[0].ts, events[-1].ts
     finished_at = {e.data["pipeline"]: e.ts for e in events if e.type == "model_finished"}
-    seconds = {key: sum(parts) for key, parts in pipeline_seconds(project / "report.csv").items()}
-    by_name = {"__".join(key): value for key, value in seconds.items()}
+    by_name = {"__".join(key): sum(parts) for key, parts in pipeline_seconds(project / "report.csv").items()}
     out, todo = [], list(marks)
     for name in sorted(finished_at, key=finished_at.get):
         unit = units[name]

@@ -140,6 +140,13 @@ async def test_taller_rows_take_datatables_way():
         assert fast == slow
 
 
+def _layouts_asked(widget) -> list:
+    """The `layout` argument of every refresh `widget` asks for from now on."""
+    layouts, refresh = [], widget.refresh
+    widget.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
+    return layouts
+
+
 class _LogApp(App):
     def compose(self):
         from milo_tui.runstate import RunState
@@ -155,9 +162,7 @@ async def test_a_log_that_grows_under_its_scrollbar_moves_the_thumb_without_a_sc
     app = _LogApp()
     async with app.run_test(size=(60, 20)) as pilot:
         log = app.query_one("#log")
-        layouts = []
-        refresh = log.refresh
-        log.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
+        layouts = _layouts_asked(log)
         for i in range(20):
             log.write(f"line {i}")
         await pilot.pause()
@@ -179,9 +184,7 @@ async def test_a_table_that_grows_under_its_scrollbar_moves_the_thumb_without_a_
     app = _TableApp()
     async with app.run_test(size=(60, 12)) as pilot:
         table = app.query_one("#t")
-        layouts = []
-        refresh = table.refresh
-        table.refresh = lambda *a, **k: (layouts.append(k.get("layout")), refresh(*a, **k))[1]
+        layouts = _layouts_asked(table)
         table.load_rows([(f"r{i}", _cells(i)) for i in range(3)])
         await pilot.pause()
         assert not table.show_vertical_scrollbar

@@ -80,6 +80,11 @@ class _LinePass:
     draws_itself: bool  # the browser's layout: one-line rows, a row cursor, nothing fixed, no row labels
 
 
+def _padded(text: str, width: int, pad: str) -> str:
+    """A cell's text cut or filled to `width` terminal columns, padding included."""
+    return pad + set_cell_size(text, max(0, width - 2 * len(pad))) + pad
+
+
 def _plain(cell: Any) -> bool:
     """A cell drawn as its own text: a str without markup escapes (DataTable reads str cells as markup)."""
     return isinstance(cell, str) and "\\" not in cell
@@ -151,10 +156,15 @@ class FastOrderedTable(OrderedTable):
         if self._window_keys() != before:
             self.refresh()
 
+    @property
+    def _header_lines(self) -> int:
+        """Lines above the first row: the header's height, 0 when it is hidden."""
+        return self.header_height if self.show_header else 0
+
     def _window_rows(self) -> range:
         """The row indexes in the table's window now (rows are one line high: the fast paths' rows)."""
         top = round(self.scroll_offset.y)
-        lines = max(0, self.size.height - (self.header_height if self.show_header else 0))
+        lines = max(0, self.size.height - self._header_lines)
         return range(top, min(self.row_count, top + lines))
 
     def _window_keys(self) -> list[RowKey]:
@@ -213,12 +223,8 @@ class FastOrderedTable(OrderedTable):
         value = self._data.get(row_key, {}).get(self._column_locations.get_key(column_index))
         if row is None or row.height != 1 or not _plain(value):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        return [[Segment(self._cell_text(value, width), self._cell_style(row_index, column_index, base_style,
-                                                                         cursor, hover))]]
-
-    def _cell_text(self, value: str, width: int) -> str:
-        pad = " " * self.cell_padding
-        return pad + set_cell_size(value, max(0, width - 2 * self.cell_padding)) + pad
+        return [[Segment(_padded(value, width, " " * self.cell_padding),
+                         self._cell_style(row_index, column_index, base_style, cursor, hover))]]
 
     def _cell_style(self, row_index: int, column_index: int, row_style: Style, cursor: bool, hover: bool,
                     state: tuple | None = None) -> Style:
@@ -268,7 +274,7 @@ class FastOrderedTable(OrderedTable):
         columns = self.ordered_columns
         scroll = self.scroll_offset
         now = _LinePass(
-            self.rich_style, self.size.width, self.header_height if self.show_header else 0, scroll.x, scroll.y,
+            self.rich_style, self.size.width, self._header_lines, scroll.x, scroll.y,
             columns, tuple(column.get_render_width(self) for column in columns),
             tuple(column.label.plain for column in columns), self._drawing_state(), self.cursor_coordinate.row,
             self.hover_coordinate.row,
@@ -331,8 +337,8 @@ class FastOrderedTable(OrderedTable):
         for column_index, (cell, cell_width) in enumerate(zip(cells, now.widths)):
             if x >= x2:
                 break
-            text = pad + set_cell_size(cell, max(0, cell_width - 2 * len(pad))) + pad
-            segments.append(Segment(text, self._cell_style(row_index, column_index, row_style, cursor, hover, state)))
+            segments.append(Segment(_padded(cell, cell_width, pad),
+                                    self._cell_style(row_index, column_index, row_style, cursor, hover, state)))
             x += cell_width
         else:
             segments.append(Segment(" " * max(0, now.width - x),
@@ -380,13 +386,13 @@ class FastOrderedTable(OrderedTable):
             return super()._get_row_region(row_index)
         row_width = sum(column.get_render_width(self) for column in self.columns.values()) + \
             self._row_label_column_width
-        y = row_index + (self.header_height if self.show_header else 0)
+        y = row_index + self._header_lines
         return Region(0, y, max(self.size.width, row_width), 1)
 
     def _get_fixed_offset(self) -> Spacing:  # type: ignore[override]
         if self.fixed_rows or self.fixed_columns:
             return super()._get_fixed_offset()
-        return Spacing(self.header_height if self.show_header else 0, 0, 0, self._row_label_column_width)
+        return Spacing(self._header_lines, 0, 0, self._row_label_column_width)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:  # type: ignore[override]
         """Column widths from the cells' lengths (plain one-line text) instead of rich measuring,
@@ -414,7 +420,7 @@ class FastOrderedTable(OrderedTable):
             self._styles_cache.clear()
             self.refresh()
         total_width = sum(column.get_render_width(self) for column in columns) + self._row_label_column_width
-        header_height = self.header_height if self.show_header else 0
+        header_height = self._header_lines
         # The rows' total height (DataTable's _total_row_height builds a list of every line of the table
         # for that: ~10 ms a tick at 10,000 rows).
         rows_height = self.row_count if self._single_line_rows else sum(row.height for row in self.rows.values())
