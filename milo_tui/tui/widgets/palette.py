@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 
 from textual.color import Color, ColorParseError
+from textual.strip import Strip
 
 from milo_tui.tui.charts import Line
 
@@ -49,3 +52,16 @@ def lines_to_text(lines: list[Line], palette: dict[str, str]) -> Text:
         for chunk, tag in line:
             text.append(chunk, style=palette.get(tag, ""))
     return text
+
+
+def lines_to_strips(lines: list[Line], palette: dict[str, str], base: Style, width: int) -> list[Strip]:
+    """The same chart as `lines_to_text`, as one Strip per line for a widget's `render_line`.
+
+    A chart that changes on every tick (the memory graph) skips rich Text's layout this way: its
+    runs become segments directly, each in the widget's own style with the tag's colour over it.
+    """
+    strips = []
+    for line in lines:
+        segments = [Segment(chunk, base + Style.parse(palette.get(tag, ""))) for chunk, tag in line]
+        strips.append(Strip(segments).adjust_cell_length(width, base))
+    return strips
