@@ -32,6 +32,7 @@ from milo_tui.launcher import EngineProcess, log_tail, start_engine
 from milo_tui.project import ProjectPaths
 from milo_tui.tui import project_files
 from milo_tui.tui.commands import MiloCommands
+from milo_tui.tui.collector import FullCollections
 from milo_tui.tui.extraction import ModelStoreLike, gather_details, warm_model_imports
 from milo_tui.tui.keymap import MAIN_KEYS
 from milo_tui.tui.screens.compare import CompareScreen
@@ -52,7 +53,7 @@ REFRESH_SECONDS = 0.2  # 5 Hz: smooth enough to watch, cheap enough over SSH
 LIVENESS_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 120.0
 LAG_SAMPLES = 200_000
-CALM_EVENTS_PER_TICK = 50  # at most this many events in a tick counts as calm (warm-up of the imports)
+CALM_EVENTS_PER_TICK = 50  # at most this many events in a tick counts as calm (import warm-up, full GC)
 CALM_SECONDS_BEFORE_WARM_UP = 1.0
 
 
@@ -111,6 +112,7 @@ class MiloApp(App[int]):
         self.warm_imports = warm_imports
         self._warm_up_started = False
         self._calm_ticks = 0  # refresh ticks in a row with few events, since the run started
+        self.full_collections = FullCollections()
         self.warm_up_seconds: float | None = None
         # Benchmarks: seconds from each event's ts to the end of the screen update that showed it (bounded).
         self.lag_samples: deque[float] | None = deque(maxlen=LAG_SAMPLES) if record_lag else None
@@ -218,7 +220,10 @@ class MiloApp(App[int]):
         batches = self.inbox.drain()
         for batch in batches:
             self.state.apply_batch(batch.events, batch.errors)
-        self._warm_up_when_calm(sum(len(batch.events) for batch in batches))
+        events_this_tick = sum(len(batch.events) for batch in batches)
+        self._warm_up_when_calm(events_this_tick)
+        if self.full_collections.note_tick(busy=events_this_tick > CALM_EVENTS_PER_TICK):
+            self.call_after_refresh(self.full_collections.collect)  # once this tick is on screen
         if self.state.version == self._painted_version and not force_all:
             return
         screen = self.main_screen
@@ -566,6 +571,7 @@ class MiloApp(App[int]):
         return EXIT_OK
 
     def on_unmount(self) -> None:
+        self.full_collections.restore()
         if self.source is not None and not self.detached:
             self.source.detach()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -489,11 +490,14 @@ async def test_help_and_palette_offer_every_action(finished):
 async def test_run_to_completion_with_an_engine(tmp_path):
     project = tmp_path / "live"
     project.mkdir()
+    thresholds = gc.get_threshold()
     app = MiloApp(project, "run", store_factory=FakeStore, engine_starter=fake_engine_starter(models=40, delay=0.002))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.state.status == "completed")
         await settle(pilot, app)
         assert len(app.state.models) == 40 and app.state.completed == 40
+        await wait_for(pilot, lambda: not app.full_collections.deferring)  # calm again: the full pass ran
+        assert gc.get_threshold() == thresholds
         await pilot.press("q")
     assert app.return_value == 0
     assert app.engine.popen.wait(5) == 0
