@@ -5,7 +5,7 @@ Prints timings measured in this one run, side by side:
   * browser: load / sort / filter / incremental add, against a plain sorted() of the same rows
     (the floor any UI pays), as ratios; then a live run filling the browser 20 rows per tick;
   * lag: seconds from an event's timestamp (stamped by the writer) to the end of the screen update
-    that showed it (Textual's call_after_refresh after the refresh tick), with the app's 5 Hz
+    that showed it (Textual's call_after_refresh after the refresh tick), with the app's shipped (~6.7 Hz)
     coalesced refresh versus a 100 Hz "repaint nearly every batch" refresh, under the same stream.
     `--refresh SECONDS [SECONDS ...]` replaces those two with the given periods, run in that order
     (e.g. `--skip-browser --refresh 0.2 0.1 0.2 0.1` alternates 5 and 10 Hz).

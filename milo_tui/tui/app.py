@@ -49,7 +49,11 @@ from milo_tui.tui.widgets.palette import palette_from_variables
 Mode = Literal["run", "watch"]
 StoreFactory = Callable[[Path], ModelStoreLike]
 EngineStarter = Callable[..., EngineProcess]
-REFRESH_SECONDS = 0.2  # 5 Hz: smooth enough to watch, cheap enough over SSH
+# ~6.7 Hz. An event waits up to one period for the next tick, then for that tick's work and paint
+# (~50-80 ms at 120x40 in a 2,000 events/s flood), so the period sets the event-to-screen lag:
+# 0.2 s put its p95 at the 0.25 s budget, 0.15 s at ~0.20 s (docs/PERFORMANCE.md, TUI). Ticks
+# that bring no change paint nothing, so a real run (a few events a second) pays nothing more.
+REFRESH_SECONDS = 0.15
 LIVENESS_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 120.0
 LAG_SAMPLES = 200_000
