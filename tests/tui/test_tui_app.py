@@ -804,3 +804,39 @@ async def test_keys_typed_right_after_e_and_slash_all_land_in_order(finished):
         await pilot.pause(0.6)
         assert app.browser.text_filter == "knn"
         assert not isinstance(app.screen, DetailScreen)  # `x` was typed into the filter, not "extract"
+
+
+@sync
+async def test_the_cursor_at_the_top_follows_the_best_model_and_a_moved_one_stays(tmp_path):
+    from milo_tui.events import DecodedLines
+    from tui_fakes import synthetic_run, to_events
+
+    project = tmp_path / "live"
+    project.mkdir()
+    app = MiloApp(project, "watch", store_factory=FakeStore, refresh_seconds=1000.0)  # ticks driven below
+    def improving(stream):  # each model better than the ones before it: every tick brings a new best
+        for etype, data in stream:
+            if etype == "model_finished":
+                data = {**data, "metrics": {**data["metrics"], "avg_sn_sp": 0.5 + data["completed"] / 1000}}
+            yield etype, data
+
+    events = to_events(improving(synthetic_run(240, status=None)))
+    batches = [events[start:start + 30] for start in range(0, len(events), 30)]
+    async with app.run_test(size=(120, 40)) as pilot:  # the wide layout: the browser shows during the run
+        table = app.browser.table
+        for batch in batches[:len(batches) // 2]:
+            app.inbox.put(DecodedLines(batch, []))
+            app.refresh_tick()
+            await pilot.pause()
+            # The best so far, on screen, after every tick (better ones keep arriving above it).
+            assert app.browser.highlighted_row_id() == app.state.best_model.row_id
+            assert table.cursor_row == 0 and table.scroll_offset.y == 0
+        table.move_cursor(row=3)
+        chosen = app.browser.highlighted_row_id()
+        for batch in batches[len(batches) // 2:]:
+            app.inbox.put(DecodedLines(batch, []))
+            app.refresh_tick()
+            await pilot.pause()
+        assert app.browser.highlighted_row_id() == chosen  # the model the user moved to, wherever it went
+        table.move_cursor(row=0)
+        assert app.browser.highlighted_row_id() == app.state.best_model.row_id

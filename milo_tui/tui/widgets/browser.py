@@ -267,7 +267,9 @@ class ModelBrowser(Vertical):
             self.rebuild()  # patching that many shown rows cell by cell costs more than reloading them
             return
         table = self.table
-        keep = self.highlighted_row_id()
+        # The cursor on the first row follows the first row (the best so far, when sorted best first)
+        # as better models arrive above it; a cursor the user moved down stays on its model.
+        keep = None if table.cursor_row == 0 else self.highlighted_row_id()
         filters = (self.text_filter, self.phase_filter, self.class_filter)
         new_rows: list[tuple[str, list[Any]]] = []
         for row_id, row in changed.items():
