@@ -85,7 +85,7 @@ class MemoryGraph(Widget):
                 self.state.critical_share, id(self.app.palette))  # type: ignore[attr-defined]
 
     def refresh_if_changed(self) -> None:
-        """Repaint when a sample, a threshold or the colours changed (samples come ~2 a second, ticks 5)."""
+        """Repaint when a sample, a threshold or the colours changed (samples come ~2 a second, ticks ~7)."""
         drawn = self._what_to_draw()
         if drawn != self._drawn:
             self._drawn = drawn
