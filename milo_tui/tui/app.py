@@ -149,7 +149,7 @@ class MiloApp(App[int]):
         self.set_interval(self.refresh_seconds, self.refresh_tick)
         self.refresh_tick()
 
-    def _warm_up_when_calm(self, events_this_tick: int) -> None:
+    def _warm_up_when_calm(self, busy: bool) -> None:
         """Start the warm-up once the run is over, or has started and sent few events for a second.
 
         The imports hold the GIL for seconds; started while a fast run streams
@@ -159,7 +159,7 @@ class MiloApp(App[int]):
         """
         if not self.warm_imports or self._warm_up_started:
             return
-        calm = self.state.status != RunStatus.WAITING and events_this_tick <= CALM_EVENTS_PER_TICK
+        calm = self.state.status != RunStatus.WAITING and not busy
         self._calm_ticks = self._calm_ticks + 1 if calm else 0
         if self.state.is_final or self._calm_ticks * self.refresh_seconds >= CALM_SECONDS_BEFORE_WARM_UP:
             self._warm_up_started = True
@@ -224,9 +224,9 @@ class MiloApp(App[int]):
         batches = self.inbox.drain()
         for batch in batches:
             self.state.apply_batch(batch.events, batch.errors)
-        events_this_tick = sum(len(batch.events) for batch in batches)
-        self._warm_up_when_calm(events_this_tick)
-        if self.full_collections.note_tick(busy=events_this_tick > CALM_EVENTS_PER_TICK):
+        busy = sum(len(batch.events) for batch in batches) > CALM_EVENTS_PER_TICK  # one test for both uses
+        self._warm_up_when_calm(busy)
+        if self.full_collections.note_tick(busy):
             self.call_after_refresh(self.full_collections.collect)  # once this tick is on screen
         if self.state.version == self._painted_version and not force_all:
             return
