@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -91,15 +92,19 @@ class MemoryGraph(Widget):
             self._drawn = drawn
             self.refresh()
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
         # The Line API: the graph's lines are drawn once per change as strips, without rich Text's
-        # layout, which cost ~10 ms a tick at 120x40 while samples stream in.
+        # layout, which cost ~10 ms a tick at 120x40 while samples stream in. Checked once per paint
+        # (its style walks the ancestors), not once per line.
         width, height = self.size.width, self.size.height
         drawn = (self._what_to_draw(), width, height, self.rich_style)
         if drawn != self._strips_drawn:
             self._strips = self._draw(width, height)
             self._strips_drawn = drawn
-        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(width, self.rich_style)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(self.size.width, self.rich_style)
 
     def _draw(self, width: int, height: int) -> list[Strip]:
         series = self.state.memory_series
